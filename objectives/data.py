@@ -1,0 +1,110 @@
+"""Data sets as in-memory tensors, split into train, validation and test."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.datasets import load_breast_cancer as _sklearn_breast_cancer
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from tuner.errors import TunerError
+
+SPLIT_DEFAULTS = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Features `x` and integer class labels `y` of one split."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device: torch.device) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set split three ways; `test` is None while trials run."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split | None
+    n_classes: int
+    fingerprint: str
+    classes: tuple[str, ...] = ()
+
+    @property
+    def n_features(self) -> int:
+        return int(self.train.x.shape[1])
+
+    def without_test(self) -> Dataset:
+        """Return the data set without its test split, as trials see it."""
+        return replace(self, test=None)
+
+
+def split_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the split fractions and seed, with defaults filled in and checked."""
+    merged = {**SPLIT_DEFAULTS, **{k: settings[k] for k in SPLIT_DEFAULTS if k in settings}}
+    for key in ("val_fraction", "test_fraction"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 0.5:
+            raise TunerError(f"data.{key}: must be a fraction in (0, 0.5); got {value!r}.")
+    return merged
+
+
+def load_breast_cancer(settings: Mapping[str, Any]) -> Dataset:
+    """Load the Wisconsin diagnostic breast cancer data shipped with scikit-learn.
+
+    569 patients, 30 features computed from digitised images of fine-needle
+    aspirates; the positive class (1) is malignant.
+    """
+    bunch = _sklearn_breast_cancer()
+    # scikit-learn codes malignant as 0; flip so that the positive class is the disease.
+    labels = 1 - bunch.target
+    return tabular_dataset("breast_cancer", bunch.data, labels, split_settings(settings), classes=("benign", "malignant"))
+
+
+def tabular_dataset(name: str, features: np.ndarray, labels: np.ndarray, split: Mapping[str, Any], classes: tuple[str, ...] = ()) -> Dataset:
+    """Split stratified, scale with train statistics only, and convert to tensors."""
+    features = np.asarray(features, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    indices = np.arange(len(labels))
+    rest, test = train_test_split(indices, test_size=split["test_fraction"], stratify=labels, random_state=split["split_seed"])
+    val_share = split["val_fraction"] / (1 - split["test_fraction"])
+    train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest], random_state=split["split_seed"])
+
+    scaler = StandardScaler().fit(features[train])
+
+    def to_split(rows: np.ndarray) -> Split:
+        x = torch.tensor(scaler.transform(features[rows]), dtype=torch.float32)
+        return Split(x, torch.tensor(labels[rows]))
+
+    return Dataset(
+        name=name,
+        train=to_split(train),
+        val=to_split(val),
+        test=to_split(test),
+        n_classes=int(labels.max()) + 1,
+        fingerprint=fingerprint(features, labels, split),
+        classes=classes,
+    )
+
+
+def fingerprint(features: np.ndarray, labels: np.ndarray, split: Mapping[str, Any]) -> str:
+    """Return a short hash of the raw data and the split settings."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(features).tobytes())
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    digest.update(repr(sorted(split.items())).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Built-in search-space files (NAME.yaml), installed with the package."""

@@ -1,0 +1,170 @@
+"""Command line: parse, call one function, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from tuner.errors import RunFailed, TunerError
+
+logger = logging.getLogger("tuner")
+
+_COMMANDS = {
+    "run": "tune a search space: tuner run space=NAME [key=value ...]",
+    "show": "print the resolved settings of a space: tuner show space=NAME [key=value ...]",
+    "spaces": "list the available search spaces",
+    "dashboard": "open the Optuna dashboard on a storage: tuner dashboard [storage=URL] [port=8080]",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `tuner` command; return its exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose - args.quiet)
+    # Like `python -m`, make modules in the working directory importable, so
+    # that a space file can name `my_module:my_objective`.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    stderr = Console(stderr=True)
+    try:
+        return _COMMAND_FUNCTIONS[args.command](args.overrides, stderr)
+    except TunerError as error:
+        for line in error.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return error.exit_code
+    except RunFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(overrides: Sequence[str], stderr: Console) -> int:
+    from tuner.runner import run
+    from tuner.settings import load_settings
+
+    settings = load_settings(overrides)
+    result = run(settings, console=stderr)
+    _print_summary(settings, result)
+    return 0
+
+
+def _show(overrides: Sequence[str], stderr: Console) -> int:
+    import yaml
+
+    from tuner.settings import load_settings
+
+    settings = load_settings(overrides)
+    resolved = dict(settings.resolved)
+    resolved["n_trials"] = settings.n_trials
+    print(f"# {settings.source}")
+    print(yaml.safe_dump(resolved, sort_keys=False).rstrip())
+    print("# tuned params:")
+    for param in settings.search_space.tuned:
+        condition = f"  (when {param.condition.parent} in {list(param.condition.values)})" if param.condition else ""
+        print(f"#   {param.name}: {param.distribution}{condition}")
+    grid = settings.search_space.grid_points()
+    finite = all(p.grid for p in settings.search_space.tuned)
+    print(f"# grid size: {len(grid) if finite else 'not finite (a float parameter has no grid values)'}")
+    return 0
+
+
+def _spaces(overrides: Sequence[str], stderr: Console) -> int:
+    import yaml
+
+    from tuner.catalog import available_spaces
+
+    if overrides:
+        raise TunerError(f"'tuner spaces' takes no arguments; got {' '.join(overrides)}.")
+    for name, path in available_spaces().items():
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        print(f"{name:24} {raw.get('objective', '?'):22} {raw.get('metric', '?'):10} {raw.get('description', '')}")
+    return 0
+
+
+def _dashboard(overrides: Sequence[str], stderr: Console) -> int:
+    from optuna_dashboard import run_server
+
+    from tuner.settings import DEFAULT_STORAGE, parse_overrides
+    from tuner.storage import mask_url, open_storage
+
+    options = dict(parse_overrides(overrides))
+    unknown = set(options) - {"storage", "port", "host"}
+    if unknown:
+        raise TunerError(f"'tuner dashboard' accepts storage, port and host; got {', '.join(sorted(unknown))}.")
+    storage = open_storage(str(options.get("storage", DEFAULT_STORAGE)))
+    host, port = str(options.get("host", "127.0.0.1")), int(options.get("port", 8080))
+    print(f"Optuna dashboard for {mask_url(str(options.get('storage', DEFAULT_STORAGE)))} at http://{host}:{port}/", file=sys.stderr)
+    run_server(storage, host=host, port=port)
+    return 0
+
+
+_COMMAND_FUNCTIONS = {"run": _run, "show": _show, "spaces": _spaces, "dashboard": _dashboard}
+
+
+def _print_summary(settings, result) -> None:
+    from tuner.storage import mask_url
+
+    counts = result.counts
+    print(f"Study:    {result.study_name}")
+    print(f"Trials:   {sum(counts.values())} ({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)")
+    print(f"Time:     {result.wall_s:.1f} s")
+    if result.best is None:
+        print("Best:     no trial completed")
+    else:
+        best = result.best
+        print(f"Best:     trial {best.number}, {settings.metric} = {best.value:.4f}")
+        print(f"Params:   {json.dumps(best.params)}")
+        if best.test_metrics:
+            print("Test:     " + ", ".join(f"{k} = {v:.4f}" for k, v in best.test_metrics.items()))
+        else:
+            print(f"Test:     not evaluated ({best.note})")
+        print(f"Saved:    {result.best_path}")
+    print(f"Storage:  {mask_url(settings.storage)}")
+    print(f"Dashboard: optuna-dashboard {_absolute_sqlite(mask_url(settings.storage))}")
+
+
+def _absolute_sqlite(url: str) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(Path(url[len(prefix):]).resolve())
+    return url
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tuner",
+        description="Hyperparameter tuning for PyTorch models with Optuna samplers and Ray Tune trials.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (repeat for debug)")
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in _COMMANDS.items():
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("overrides", nargs="*", metavar="key=value", help="settings, such as space=adam_medical n_trials=40")
+    return parser
+
+
+def _configure_logging(level: int) -> None:
+    levels = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
+    console = Console(stderr=True)
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(levels[max(-1, min(1, level))])
+    logger.propagate = False
+    logging.getLogger("optuna").setLevel(logging.WARNING)

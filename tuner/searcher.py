@@ -1,0 +1,170 @@
+"""The Ray Tune Searcher that owns one Optuna study through ask/tell."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from tuner.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+_MODES = {"maximize": "max", "minimize": "min"}
+REPORTED_KEY = "reported_metrics"  # Comma-separated names of the metrics an objective reported.
+_TRACEBACK_CHARS = 4000  # Tail of a failed trial's traceback kept in the study.
+
+
+class StudySearcher(Searcher):
+    """Propose params with the study's sampler and record every trial faithfully.
+
+    Ray's stock OptunaSearch records pruned trials as COMPLETE, drops the
+    last epoch's intermediate value and records crashed trials as COMPLETE;
+    this searcher keeps each trial's true state, one intermediate value per
+    epoch trained, and the error of each failed trial.
+
+    Args:
+        study: The Optuna study that receives every trial.
+        space: The search space to sample.
+        n_trials: Number of trials to create.
+        max_epochs: Epoch budget, used to tell a pruned trial from a finished one.
+        metric: Name of the optimised metric in each result.
+        stopped: Trial ids the pruner stopped, filled in by the scheduler.
+        grid: Points to run in order (grid sampler), or None.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        *,
+        n_trials: int,
+        max_epochs: int,
+        metric: str,
+        stopped: Mapping[str, int | None],
+        grid: list[dict[str, Any]] | None = None,
+    ) -> None:
+        direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+        super().__init__(metric=metric, mode=_MODES[direction])
+        self.study = study
+        self.space = space
+        self.n_trials = n_trials
+        self.max_epochs = max_epochs
+        self.direction = direction
+        self.counts: Counter[str] = Counter()
+        self.best: tuple[int, float] | None = None
+        self._stopped = stopped
+        self._grid = list(grid) if grid is not None else None
+        self._trials: dict[str, optuna.Trial] = {}
+        self._epochs: dict[str, int] = {}
+        self._created = 0
+
+    @property
+    def running(self) -> int:
+        return len(self._trials)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self._created >= self.n_trials:
+            return Searcher.FINISHED
+        if self._grid is not None:
+            self.study.enqueue_trial(self._grid[self._created], skip_if_exists=False)
+        trial = self.study.ask()
+        params = self.space.sample(trial)
+        self._trials[trial_id] = trial
+        self._created += 1
+        return {"number": trial.number, "params": self.space.config(params)}
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self._report(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if error or trial_id not in self._trials:
+            # The error text arrives later through `fail`, from the callback.
+            return
+        trial = self._trials[trial_id]
+        if result:
+            self._report(trial_id, result)
+            self._record_last(trial, result)
+        value = (result or {}).get(self.metric)
+        epochs = self._epochs.get(trial_id, 0)
+        stopped_at = self._stopped.get(trial_id)
+        if value is None:
+            self.fail(trial_id, f"the objective reported no '{self.metric}'", reason="no report")
+        elif stopped_at is not None and epochs < self.max_epochs:
+            trial.set_user_attr("pruned_at_epoch", epochs)
+            self._tell(trial_id, TrialState.PRUNED)
+            logger.info("Trial %d pruned at epoch %d with %s=%.6g; params %s", trial.number, epochs, self.metric, value, _show(trial.params))
+        else:
+            self._tell(trial_id, TrialState.COMPLETE, float(value))
+            self._update_best(trial.number, float(value))
+            best_number, best_value = self.best
+            logger.info(
+                "Trial %d finished with %s=%.6g after %d epochs; best is trial %d with %.6g; params %s",
+                trial.number, self.metric, value, epochs, best_number, best_value, _show(trial.params),
+            )
+
+    def fail(self, trial_id: str, error: str, reason: str, traceback: str = "") -> None:
+        """Record a trial as FAIL with its reason and error message."""
+        trial = self._trials.get(trial_id)
+        if trial is None:
+            return
+        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr("error", error)
+        if traceback:
+            trial.set_user_attr("traceback", traceback[-_TRACEBACK_CHARS:])
+        self._tell(trial_id, TrialState.FAIL)
+        logger.warning("Trial %d failed (%s): %s; params %s", trial.number, reason, error, _show(trial.params))
+
+    def close_open_trials(self, reason: str) -> int:
+        """Fail every trial still open, such as after an interrupt; return how many."""
+        open_ids = list(self._trials)
+        for trial_id in open_ids:
+            self.fail(trial_id, f"the run ended before the trial ({reason})", reason=reason)
+        return len(open_ids)
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Skip Ray's searcher checkpoint: the study in the storage is the record."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles its tune config into the experiment folder; the study
+        # (a live database handle) stays out of that copy.
+        state = self.__dict__.copy()
+        state.update(study=None, _trials={})
+        return state
+
+    def _report(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        trial = self._trials.get(trial_id)
+        epoch, value = result.get("epoch"), result.get(self.metric)
+        if trial is None or epoch is None or value is None or epoch <= self._epochs.get(trial_id, 0):
+            return
+        if math.isfinite(value):
+            trial.report(float(value), step=int(epoch))
+        self._epochs[trial_id] = int(epoch)
+
+    def _record_last(self, trial: optuna.Trial, result: Mapping[str, Any]) -> None:
+        names = str(result.get(REPORTED_KEY, "")).split(",")
+        trial.set_user_attr("last_metrics", {name: result[name] for name in names if name in result})
+        trial.set_user_attr("node", result.get("node_ip"))
+
+    def _tell(self, trial_id: str, state: TrialState, value: float | None = None) -> None:
+        trial = self._trials.pop(trial_id)
+        self.counts[state.name] += 1
+        self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+
+    def _update_best(self, number: int, value: float) -> None:
+        if self.best is None:
+            self.best = (number, value)
+            return
+        better = value > self.best[1] if self.direction == "maximize" else value < self.best[1]
+        if better:
+            self.best = (number, value)
+
+
+def _show(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

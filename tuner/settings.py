@@ -1,0 +1,318 @@
+"""Space file + key=value overrides -> validated, frozen Settings."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from objectives import DATA_LOADERS, OBJECTIVES
+from tuner.catalog import display_path, find_space
+from tuner.errors import TunerError, unknown_name
+from tuner.pruners import PRUNERS, check_pruner_options
+from tuner.samplers import SAMPLERS, check_sampler_options
+from tuner.space import SearchSpace, parse_space
+
+DEFAULT_STORAGE = "sqlite:///results/tuner.db"
+DIRECTIONS = ("maximize", "minimize")
+
+# Every top-level key a space file or an override may set, with its default.
+DEFAULTS: dict[str, Any] = {
+    "space": None,
+    "description": "",
+    "objective": None,
+    "evaluate": None,
+    "data": {},
+    "metric": None,
+    "direction": "maximize",
+    "n_trials": 20,
+    "max_epochs": 10,
+    "sampler": {"name": "tpe"},
+    "pruner": {"name": "asha"},
+    "seed": 0,
+    "storage": DEFAULT_STORAGE,
+    "study": None,
+    "resources": {"cpu": 1, "gpu": 0},
+    "max_concurrent": None,
+    "ray": {"address": None},
+    "results_dir": "results",
+    "params": {},
+}
+_NESTED_KEYS = {"resources": {"cpu", "gpu"}, "ray": {"address"}}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs, checked once before Ray starts or a study exists."""
+
+    space: str
+    source: Path
+    description: str
+    objective: str
+    train_ref: str
+    evaluate_ref: str | None
+    data: Mapping[str, Any]
+    metric: str
+    direction: str
+    n_trials: int
+    max_epochs: int
+    sampler: str
+    sampler_options: Mapping[str, Any]
+    pruner: str
+    pruner_options: Mapping[str, Any]
+    seed: int
+    storage: str
+    study: str | None
+    cpu: float
+    gpu: float
+    max_concurrent: int | None
+    ray_address: str | None
+    results_dir: Path
+    search_space: SearchSpace = field(repr=False)
+    resolved: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+
+def load_settings(overrides: Sequence[str]) -> Settings:
+    """Build Settings from `space=NAME` and the other key=value overrides.
+
+    Raises:
+        TunerError: With one line per problem found, in the file or the overrides.
+    """
+    pairs = parse_overrides(overrides)
+    space_name = dict(pairs).get("space")
+    path = find_space(space_name)
+    raw = _read_yaml(path)
+
+    problems = [f"override {key}={_show(value)}: {unknown_name('key', key.split('.')[0], DEFAULTS)}"
+                for key, value in pairs if key.split(".")[0] not in DEFAULTS]
+    if problems:
+        raise TunerError(problems)
+
+    config = _merge(path, raw, pairs)
+    config["space"] = path.stem if space_name is None or str(space_name).endswith((".yaml", ".yml")) else str(space_name)
+    return _validate(path, config, explicit={key for key, _ in pairs})
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
+    """Parse Hydra-style `key=value` tokens; values are typed by the YAML grammar."""
+    pairs = []
+    for token in overrides:
+        if "=" not in token or token.startswith("="):
+            raise TunerError(f"invalid argument '{token}': expected key=value, such as n_trials=40 or params.lr.high=0.01.")
+        key = token.split("=", 1)[0]
+        try:
+            value = OmegaConf.select(OmegaConf.from_dotlist([token]), key)
+        except OmegaConfBaseException as error:
+            raise TunerError(f"invalid override '{token}': {str(error).splitlines()[0]}") from None
+        value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        if key in ("sampler", "pruner") and not isinstance(value, Mapping):
+            # A new sampler or pruner name drops the file's settings for the old one.
+            value = {"name": value}
+        pairs.append((key, value))
+    # Whole sampler or pruner replacements go first, so that their dotted settings apply on top.
+    return sorted(pairs, key=lambda pair: pair[0] not in ("sampler", "pruner"))
+
+
+def load_callable(reference: str, where: str) -> Callable[..., Any]:
+    """Import `package.module:function` and return the function."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise TunerError(f"{where}: must be a built-in name or 'package.module:function'; got '{reference}'.")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise TunerError(f"{where}: cannot import module '{module_name}' ({error}). Check the name and that it is on PYTHONPATH.") from None
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise TunerError(f"{where}: module '{module_name}' has no function '{attribute}'.")
+    return function
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise TunerError(f"{display_path(path)}:{line}: invalid YAML ({getattr(error, 'problem', error)}). Fix the syntax.") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise TunerError(f"{display_path(path)}: must be a mapping of settings; got {type(raw).__name__}.")
+    for key in ("sampler", "pruner"):
+        if isinstance(raw.get(key), str):
+            raw[key] = {"name": raw[key]}
+    return raw
+
+
+def _merge(path: Path, raw: dict[str, Any], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    allowed = [key for key in DEFAULTS if key != "space"]
+    unknown = [f"{display_path(path)}: {unknown_name('key', key, allowed)}" for key in raw if key not in allowed]
+    if unknown:
+        raise TunerError(unknown)
+    try:
+        config = OmegaConf.merge(OmegaConf.create(DEFAULTS), OmegaConf.create(raw))
+        for key, value in pairs:
+            OmegaConf.update(config, key, value, merge=False, force_add=True)
+        return OmegaConf.to_container(config, resolve=True)
+    except OmegaConfBaseException as error:
+        raise TunerError(f"{display_path(path)}: {str(error).splitlines()[0]}") from None
+
+
+def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Settings:
+    where = display_path(path)
+    problems: list[str] = []
+
+    def check(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            problems.append(f"{where}: {key}: {rule}; got {_show(_get(config, key))}.")
+
+    for section, keys in _NESTED_KEYS.items():
+        value = config[section]
+        if not isinstance(value, Mapping):
+            problems.append(f"{where}: {section}: must be a mapping with keys {', '.join(sorted(keys))}; got {_show(value)}.")
+            continue
+        problems += [f"{where}: {section}.{k}: {unknown_name(f'key in {section}', k, keys)}" for k in value if k not in keys]
+    if problems:
+        raise TunerError(problems)
+
+    train_ref, evaluate_ref, metrics = _objective_refs(config, where, problems)
+    check(isinstance(config["metric"], str) and bool(config["metric"]), "metric", "must name the metric to optimise, such as val_auc")
+    if metrics and config["metric"] not in metrics and isinstance(config["metric"], str):
+        problems.append(f"{where}: metric: {unknown_name('metric', config['metric'], metrics)}")
+    check(config["direction"] in DIRECTIONS, "direction", "must be maximize or minimize")
+    check(_is_int(config["n_trials"], 1), "n_trials", "must be an integer >= 1")
+    check(_is_int(config["max_epochs"], 1), "max_epochs", "must be an integer >= 1")
+    check(_is_int(config["seed"], 0), "seed", "must be an integer >= 0")
+    check(isinstance(config["storage"], str) and "://" in config["storage"], "storage", "must be a database URL such as sqlite:///results/tuner.db")
+    check(config["study"] is None or (isinstance(config["study"], str) and config["study"].strip() != ""), "study", "must be a non-empty name")
+    check(_is_number(config["resources"]["cpu"]) and config["resources"]["cpu"] > 0, "resources.cpu", "must be a number > 0 (CPUs per trial)")
+    check(_is_number(config["resources"]["gpu"]) and config["resources"]["gpu"] >= 0, "resources.gpu", "must be a number >= 0 (GPUs per trial, fractions allowed)")
+    check(config["max_concurrent"] is None or _is_int(config["max_concurrent"], 1), "max_concurrent", "must be an integer >= 1 or null (as many as the CPUs allow)")
+    check(config["ray"]["address"] is None or isinstance(config["ray"]["address"], str), "ray.address", "must be a Ray address such as auto or ray://HOST:10001")
+    check(isinstance(config["data"], Mapping), "data", "must be a mapping")
+    check(isinstance(config["params"], Mapping), "params", "must be a mapping of parameter names to distributions")
+    _check_data(config, where, problems)
+
+    sampler, sampler_options = _named(config, "sampler", SAMPLERS, where, problems)
+    pruner, pruner_options = _named(config, "pruner", PRUNERS, where, problems)
+    if sampler in SAMPLERS:
+        problems += [f"{where}: {line}" for line in check_sampler_options(sampler, sampler_options)]
+    if pruner in PRUNERS and _is_int(config["max_epochs"], 1):
+        problems += [f"{where}: {line}" for line in check_pruner_options(pruner, pruner_options, config["max_epochs"])]
+
+    space = SearchSpace(())
+    if isinstance(config["params"], Mapping):
+        space, space_problems = parse_space(config["params"], where=where, need_grid=sampler == "grid")
+        problems += space_problems
+    if problems:
+        raise TunerError(problems)
+
+    n_trials = config["n_trials"]
+    if sampler == "grid":
+        size = len(space.grid_points())
+        if "n_trials" not in explicit:
+            n_trials = size
+        elif n_trials > size:
+            raise TunerError(f"{where}: n_trials: the grid has {size} points, so at most {size} trials; got {n_trials}. Drop n_trials or lower it.")
+
+    return Settings(
+        space=config["space"],
+        source=path,
+        description=str(config["description"] or ""),
+        objective=config["objective"],
+        train_ref=train_ref,
+        evaluate_ref=evaluate_ref,
+        data=MappingProxyType(dict(config["data"])),
+        metric=config["metric"],
+        direction=config["direction"],
+        n_trials=n_trials,
+        max_epochs=config["max_epochs"],
+        sampler=sampler,
+        sampler_options=MappingProxyType(sampler_options),
+        pruner=pruner,
+        pruner_options=MappingProxyType(pruner_options),
+        seed=config["seed"],
+        storage=config["storage"],
+        study=config["study"],
+        cpu=float(config["resources"]["cpu"]),
+        gpu=float(config["resources"]["gpu"]),
+        max_concurrent=config["max_concurrent"],
+        ray_address=config["ray"]["address"],
+        results_dir=Path(config["results_dir"]),
+        search_space=space,
+        resolved=MappingProxyType(config),
+    )
+
+
+def _objective_refs(config: dict[str, Any], where: str, problems: list[str]) -> tuple[str, str | None, tuple[str, ...]]:
+    name = config["objective"]
+    if not isinstance(name, str) or not name:
+        problems.append(f"{where}: objective: missing. Name a built-in one ({', '.join(OBJECTIVES)}) or 'package.module:function'.")
+        return "", None, ()
+    if name in OBJECTIVES:
+        builtin = OBJECTIVES[name]
+        return builtin.train, config["evaluate"] or builtin.evaluate, builtin.metrics
+    if ":" not in name:
+        problems.append(f"{where}: objective: {unknown_name('objective', name, OBJECTIVES)} Or give 'package.module:function'.")
+        return "", None, ()
+    try:
+        load_callable(name, f"{where}: objective")
+        if config["evaluate"]:
+            load_callable(config["evaluate"], f"{where}: evaluate")
+    except TunerError as error:
+        problems += error.problems
+    return name, config["evaluate"], ()
+
+
+def _check_data(config: dict[str, Any], where: str, problems: list[str]) -> None:
+    data = config["data"]
+    if not isinstance(data, Mapping) or not data:
+        return
+    name, loader = data.get("name"), data.get("loader")
+    if name is not None and name not in DATA_LOADERS:
+        problems.append(f"{where}: data.name: {unknown_name('data set', name, DATA_LOADERS)} Or set data.loader to 'package.module:function'.")
+    if name is None and loader is None:
+        problems.append(f"{where}: data: needs 'name' (one of {', '.join(DATA_LOADERS)}) or 'loader' ('package.module:function').")
+    if loader is not None:
+        try:
+            load_callable(str(loader), f"{where}: data.loader")
+        except TunerError as error:
+            problems += error.problems
+
+
+def _named(config: dict[str, Any], key: str, registry: Mapping[str, Any], where: str, problems: list[str]) -> tuple[str, dict[str, Any]]:
+    value = config[key]
+    if not isinstance(value, Mapping) or "name" not in value:
+        problems.append(f"{where}: {key}: must be a name ({', '.join(registry)}) or a mapping with 'name'; got {_show(value)}.")
+        return "", {}
+    options = {k: v for k, v in value.items() if k != "name"}
+    if value["name"] not in registry:
+        problems.append(f"{where}: {key}: {unknown_name(key, value['name'], registry)}")
+    return str(value["name"]), options
+
+
+def _get(config: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,63 @@
+"""Optuna storages: URLs, study names and creation, and password masking."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from tuner.errors import TunerError
+
+SQLITE_TIMEOUT_S = 60  # How long a SQLite writer waits for a lock before failing.
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Open (and create the schema of) an Optuna RDB storage.
+
+    For SQLite the folder of the file is created; for server databases
+    connections are checked before use and recycled hourly, so that long runs
+    survive server-side timeouts.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise TunerError(f"storage: invalid database URL '{mask_url(url)}'. Use for example sqlite:///results/tuner.db or postgresql://user@host/db.") from None
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True, "pool_recycle": 3600}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as error:  # SQLAlchemy raises many driver-specific types here.
+        raise TunerError(f"storage: cannot open '{mask_url(url)}': {type(error).__name__}: {str(error).splitlines()[0]}") from None
+
+
+def new_study_name(space: str, storage: optuna.storages.BaseStorage, now: dt.datetime | None = None) -> str:
+    """Return `SPACE-YYYYMMDD-HHMMSS`, with a numeric suffix if that name is taken."""
+    stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    taken = {summary.study_name for summary in storage.get_all_studies()}
+    name, suffix = f"{space}-{stamp}", 2
+    while name in taken:
+        name, suffix = f"{space}-{stamp}-{suffix}", suffix + 1
+    return name
+
+
+def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def mask_url(url: str) -> str:
+    """Return the URL with any password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
