@@ -69,13 +69,15 @@ def _show(overrides: Sequence[str], stderr: Console) -> int:
     resolved["n_trials"] = settings.n_trials
     print(f"# {settings.source}")
     print(yaml.safe_dump(resolved, sort_keys=False).rstrip())
-    print("# tuned params:")
-    for param in settings.search_space.tuned:
-        condition = f"  (when {param.condition.parent} in {list(param.condition.values)})" if param.condition else ""
-        print(f"#   {param.name}: {param.distribution}{condition}")
-    grid = settings.search_space.grid_points()
-    finite = all(p.grid for p in settings.search_space.tuned)
-    print(f"# grid size: {len(grid) if finite else 'not finite (a float parameter has no grid values)'}")
+    space = settings.search_space
+    print("# distributions:")
+    for param in space.tuned:
+        print(f"#   {param.name}: {param.distribution}")
+    print("# active params:")
+    for condition, names in space.active_sets().items():
+        print(f"#   {condition}: {', '.join(names) or '(none)'}")
+    finite = all(p.grid for p in space.tuned)
+    print(f"# grid size: {len(space.grid_points()) if finite else 'not finite, because a float parameter has no grid values'}")
     return 0
 
 

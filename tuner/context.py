@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ class TrialDiverged(ArithmeticError):
 
 @dataclass
 class TrialContext:
-    """What an objective receives for one trial.
+    """The params, data and report hook that an objective receives for one trial.
 
     Attributes:
         params: The trial's config, nested: tuned params plus constants.
@@ -64,6 +64,3 @@ def seed_everything(seed: int) -> None:
     """Seed torch (CPU and CUDA) for one trial."""
     torch.manual_seed(seed)
 
-
-def as_dict(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: as_dict(value) if isinstance(value, Mapping) else value for key, value in params.items()}

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 class TunerError(Exception):
     """A mistake in the user's input: exit code 2, one line per problem.
 
-    Raised before Ray starts or a study row is written, so nothing is lost.
+    Raised before the study row is created, so a rejected run writes nothing.
     """
 
     exit_code = 2
@@ -28,9 +28,11 @@ class RunFailed(Exception):
 def did_you_mean(value: str, allowed: Iterable[str]) -> str:
     """Return " Did you mean 'x'?" for the nearest allowed name, or ""."""
     names = list(allowed)
-    matches = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
-    if not matches:
-        matches = [name for name in names if len(str(value)) >= 3 and name.startswith(str(value))][:1]
+    text = str(value)
+    matches = difflib.get_close_matches(text, names, n=1, cutoff=0.75)
+    if not matches and len(text) >= 3:
+        # A prefix either way is a likely slip: "tabular" for "tabular_classifier", "integer" for "int".
+        matches = [name for name in names if name.startswith(text) or text.startswith(name)][:1]
     return f" Did you mean '{matches[0]}'?" if matches else ""
 
 

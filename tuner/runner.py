@@ -35,7 +35,7 @@ _RAY_ENV = {
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a finished run reports: the study, its counts and the best trial."""
+    """Summary of a finished run: the study, its trial counts and the best trial."""
 
     study_name: str
     storage: str
@@ -65,7 +65,7 @@ def run(settings: Settings, console: Console | None = None) -> RunResult:
     os.environ.update(_RAY_ENV)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Ray's result-grid loader warns about the per-trial files that
-    # TUNE_DISABLE_AUTO_CALLBACK_LOGGERS turns off; the study holds the results.
+    # TUNE_DISABLE_AUTO_CALLBACK_LOGGERS turns off. The study contains the results.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     data = load_data(settings)
     storage = open_storage(settings.storage)
@@ -79,6 +79,8 @@ def run(settings: Settings, console: Console | None = None) -> RunResult:
         concurrency = _concurrency(settings)
         name = settings.study or new_study_name(settings.space, storage)
         study = _create_study(settings, storage, name, data)
+        if settings.sampler == "grid":
+            logger.info("Grid of %d points: %d trials", len(settings.search_space.grid_points()), settings.n_trials)
         logger.info("Study %s started: %d trials, sampler %s, pruner %s, %d at a time, storage %s",
                     name, settings.n_trials, settings.sampler, settings.pruner, concurrency, mask_url(settings.storage))
         searcher = _fit(settings, study, data, concurrency, console)

@@ -85,6 +85,21 @@ class SearchSpace:
                 flat[param.name] = param.value
         return unflatten(flat)
 
+    def active_sets(self) -> dict[str, list[str]]:
+        """Map each choice of a parent parameter to the tuned params active under it.
+
+        The key "always" lists the params without a condition.
+        """
+        sets: dict[str, list[str]] = {"always": [p.name for p in self.tuned if p.condition is None]}
+        for parent in self.tuned:
+            children = [p for p in self.tuned if p.condition is not None and p.condition.parent == parent.name]
+            if not children:
+                continue
+            for choice in parent.distribution.choices:
+                active = [p.name for p in children if choice in p.condition.values]
+                sets[f"{parent.name}={choice}"] = active
+        return sets
+
     def grid_points(self) -> list[dict[str, Any]]:
         """Expand the grid: every distinct combination of active parameters.
 

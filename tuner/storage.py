@@ -15,11 +15,11 @@ SQLITE_TIMEOUT_S = 60  # How long a SQLite writer waits for a lock before failin
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """Open (and create the schema of) an Optuna RDB storage.
+    """Open an Optuna RDB storage, creating its schema when needed.
 
-    For SQLite the folder of the file is created; for server databases
-    connections are checked before use and recycled hourly, so that long runs
-    survive server-side timeouts.
+    For SQLite, the folder of the file is created. For server databases,
+    connections are checked before use and recycled hourly, so that long
+    runs survive server-side timeouts.
     """
     try:
         parsed = make_url(url)
