@@ -54,6 +54,8 @@ def load_only_study(storage: str) -> optuna.Study:
 # as a user's own module would be, so that Ray workers import them the same way.
 HELPER_OBJECTIVES = '''
 import math
+import os
+import time
 
 
 def steady(trial):
@@ -69,15 +71,44 @@ def flaky(trial):
             raise ValueError("bad x 2")
         value = math.nan if trial.params["x"] == 3 and epoch == 2 else float(trial.params["x"])
         trial.report(epoch, score=value)
+
+
+def slow(trial):
+    """Report x, taking TUNER_TEST_EPOCH_S seconds per epoch; after epoch 1, write to the TUNER_TEST_FIFO pipe."""
+    delay = float(os.environ.get("TUNER_TEST_EPOCH_S", "0"))
+    for epoch in range(1, trial.max_epochs + 1):
+        time.sleep(delay)
+        trial.report(epoch, score=float(trial.params["x"]))
+        if epoch == 1:
+            notify_started()
+
+
+def always_fails(trial):
+    raise RuntimeError("broken objective")
+
+
+def notify_started():
+    path = os.environ.get("TUNER_TEST_FIFO")
+    if not path:
+        return
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    os.write(descriptor, b"started\\n")
+    os.close(descriptor)
 '''
 
 
 def write_helper_space(folder, name, objective, choices, **settings):
-    """Write helper_objectives.py and a space over x in `choices` into `folder`."""
+    """Write helper_objectives.py and a space over x in `choices` (a float in [0, 1] if None) into `folder`."""
     (folder / "helper_objectives.py").write_text(HELPER_OBJECTIVES)
     spaces = folder / "search_spaces"
     spaces.mkdir(exist_ok=True)
     lines = [f"objective: helper_objectives:{objective}", "metric: score"]
     lines += [f"{key}: {value}" for key, value in settings.items()]
-    lines += ["params:", f"  x: {{type: categorical, choices: {list(choices)}}}"]
+    if choices is None:
+        lines += ["params:", "  x: {type: float, low: 0.0, high: 1.0}"]
+    else:
+        lines += ["params:", f"  x: {{type: categorical, choices: {list(choices)}}}"]
     (spaces / f"{name}.yaml").write_text("\n".join(lines) + "\n")

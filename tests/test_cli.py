@@ -66,7 +66,7 @@ def test_two_runs_make_two_studies(tmp_path):
 
     again = tuner("run", "space=adam_medical", "n_trials=2", "study=fixed-name", cwd=tmp_path)
     assert again.returncode == 2
-    assert again.stderr.strip() == "error: study: 'fixed-name' already exists in sqlite:///results/tuner.db. Pick a new name with study=NAME."
+    assert again.stderr.strip() == "error: study: 'fixed-name' already exists in sqlite:///results/tuner.db. Pick a new name with study=NAME, or add resume=true to continue it."
 
 
 def test_spaces_lists_builtin(tmp_path):

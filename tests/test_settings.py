@@ -5,7 +5,7 @@ import pytest
 from tuner.errors import TunerError
 from tuner.settings import load_settings, parse_overrides
 
-ALLOWED_KEYS = "data, description, direction, evaluate, max_concurrent, max_epochs, metric, n_trials, objective, params, pruner, ray, resources, results_dir, sampler, seed, space, storage, study"
+ALLOWED_KEYS = "data, description, direction, evaluate, max_concurrent, max_consecutive_failures, max_epochs, metric, n_trials, objective, params, pruner, ray, resources, results_dir, resume, sampler, seed, space, storage, study, time_budget"
 
 
 def problems_of(overrides):

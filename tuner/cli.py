@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from tuner.errors import RunFailed, TunerError
+from tuner.storage import mask_url
 
 logger = logging.getLogger("tuner")
 
@@ -53,10 +54,33 @@ def _run(overrides: Sequence[str], stderr: Console) -> int:
     from tuner.runner import run
     from tuner.settings import load_settings
 
+    from tuner.stopping import TOO_MANY_FAILURES
+
     settings = load_settings(overrides)
     result = run(settings, console=stderr)
     _print_summary(settings, result)
+    if result.signal is not None:
+        return 128 + result.signal
+    nothing_finished = result.counts["COMPLETE"] + result.counts["PRUNED"] == 0 and result.counts["FAIL"] > 0
+    if result.stop_reason == TOO_MANY_FAILURES or nothing_finished:
+        _print_failures(settings, result)
+        return RunFailed.exit_code
     return 0
+
+
+def _print_failures(settings, result) -> None:
+    """Group identical trial errors with counts, and say where the first traceback is."""
+    if result.stop_reason:
+        why = f"{settings.max_consecutive_failures} trials failed in a row"
+    else:
+        why = "every trial failed"
+    print(f"error: the run stopped because {why}. Errors, grouped:", file=sys.stderr)
+    for error, count in sorted(result.errors.items(), key=lambda item: -item[1]):
+        print(f"error:   {count} x {error} (first in trial {result.first_failed[error]})", file=sys.stderr)
+    if result.first_failed:
+        first = min(result.first_failed.values())
+        print(f"error: the traceback of trial {first} is in its user attribute 'traceback'; "
+              f"optuna-dashboard {_absolute_sqlite(mask_url(settings.storage))} shows it.", file=sys.stderr)
 
 
 def _show(overrides: Sequence[str], stderr: Console) -> int:
@@ -98,7 +122,7 @@ def _dashboard(overrides: Sequence[str], stderr: Console) -> int:
     from optuna_dashboard import run_server
 
     from tuner.settings import DEFAULT_STORAGE, parse_overrides
-    from tuner.storage import mask_url, open_storage
+    from tuner.storage import open_storage
 
     options = dict(parse_overrides(overrides))
     unknown = set(options) - {"storage", "port", "host"}
@@ -115,12 +139,12 @@ _COMMAND_FUNCTIONS = {"run": _run, "show": _show, "spaces": _spaces, "dashboard"
 
 
 def _print_summary(settings, result) -> None:
-    from tuner.storage import mask_url
-
     counts = result.counts
     print(f"Study:    {result.study_name}")
     print(f"Trials:   {sum(counts.values())} ({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)")
     print(f"Time:     {result.wall_s:.1f} s")
+    if result.stop_reason:
+        print(f"Stopped:  {result.stop_reason}")
     if result.best is None:
         print("Best:     no trial completed")
     else:

@@ -32,7 +32,7 @@ class BestResult:
     val_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def evaluate_best(settings: Settings, study: optuna.Study, data: Any) -> BestResult | None:
+def evaluate_best(settings: Settings, study: optuna.Study, data: Any, refit: bool = True) -> BestResult | None:
     """Retrain the best trial's params on the train split and score the test split.
 
     Retraining in the driver with the trial's seed and thread count
@@ -46,8 +46,13 @@ def evaluate_best(settings: Settings, study: optuna.Study, data: Any) -> BestRes
     config = settings.search_space.config(best.params)
     base = BestResult(best.number, float(best.value), dict(best.params), config, None, None, val_metrics=_last_metrics(best))
     test = getattr(data, "test", None)
-    if test is None or settings.evaluate_ref is None:
-        note = "no test split in the data" if test is None else "the objective names no evaluate function"
+    if test is None or settings.evaluate_ref is None or not refit:
+        if not refit:
+            note = "the run was interrupted, so the test split was not evaluated"
+        elif test is None:
+            note = "no test split in the data"
+        else:
+            note = "the objective names no evaluate function"
         return BestResult(**{**base.__dict__, "note": note})
 
     payload = trial_payload(settings, import_paths=[])

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from tuner.export import BestResult, evaluate_best, write_best
 from tuner.pruners import create_pruner
 from tuner.samplers import create_sampler
 from tuner.settings import Settings, load_callable
+from tuner.resume import check_matches, done_params, latest_study, reconcile_stale
+from tuner.stopping import INTERRUPTED, RunStopper, catch_signals
 from tuner.storage import mask_url, new_study_name, open_storage, study_exists
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ _RAY_ENV = {
     "TUNE_RESULT_BUFFER_LENGTH": "1",  # Every epoch reaches the pruner as soon as it is reported.
     "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_DEDUP_LOGS": "0",
+    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",  # One WARNING line per failed trial; the traceback is in the study.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # tuner's own handler records the trials and exits 130.
 }
 
 
@@ -43,6 +47,10 @@ class RunResult:
     wall_s: float
     best: BestResult | None
     best_path: Path | None
+    stop_reason: str | None = None
+    signal: int | None = None
+    errors: dict[str, int] = field(default_factory=dict)
+    first_failed: dict[str, int] = field(default_factory=dict)
 
 
 def load_data(settings: Settings) -> Any:
@@ -69,29 +77,74 @@ def run(settings: Settings, console: Console | None = None) -> RunResult:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     data = load_data(settings)
     storage = open_storage(settings.storage)
-    if settings.study is not None and study_exists(storage, settings.study):
-        raise TunerError(f"study: '{settings.study}' already exists in {mask_url(settings.storage)}. Pick a new name with study=NAME.")
+    resumed = _study_to_resume(settings, storage, data) if settings.resume else None
+    if not settings.resume and settings.study is not None and study_exists(storage, settings.study):
+        raise TunerError(f"study: '{settings.study}' already exists in {mask_url(settings.storage)}. Pick a new name with study=NAME, or add resume=true to continue it.")
 
     import ray
 
     started_ray = _start_ray(settings)
+    stopper = RunStopper(settings.time_budget_s)
     try:
         concurrency = _concurrency(settings)
-        name = settings.study or new_study_name(settings.space, storage)
-        study = _create_study(settings, storage, name, data)
+        if resumed is None:
+            study = _create_study(settings, storage, settings.study or new_study_name(settings.space, storage), data)
+            plan = _Plan(settings.n_trials, settings.search_space.grid_points() if settings.sampler == "grid" else None)
+        else:
+            study, plan = _reopen_study(settings, storage, resumed)
         if settings.sampler == "grid":
-            logger.info("Grid of %d points: %d trials", len(settings.search_space.grid_points()), settings.n_trials)
+            logger.info("Grid of %d points: %d trials to run", len(settings.search_space.grid_points()), plan.n_trials)
         logger.info("Study %s started: %d trials, sampler %s, pruner %s, %d at a time, storage %s",
-                    name, settings.n_trials, settings.sampler, settings.pruner, concurrency, mask_url(settings.storage))
-        searcher = _fit(settings, study, data, concurrency, console)
+                    study.study_name, plan.n_trials, settings.sampler, settings.pruner, concurrency, mask_url(settings.storage))
+        searcher = _fit(settings, study, data, concurrency, console, stopper, plan)
     finally:
         if started_ray:
             ray.shutdown()
 
-    best = evaluate_best(settings, study, data)
+    best = evaluate_best(settings, study, data, refit=stopper.reason != INTERRUPTED)
     best_path = write_best(settings, study, best) if best is not None else None
-    counts = {state: searcher.counts[state] for state in ("COMPLETE", "PRUNED", "FAIL")}
-    return RunResult(name, settings.storage, counts, time.monotonic() - started, best, best_path)
+    trials = study.get_trials(deepcopy=False)
+    counts = {state: sum(t.state.name == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    return RunResult(
+        study.study_name, settings.storage, counts, time.monotonic() - started, best, best_path,
+        stop_reason=stopper.reason, signal=stopper.signal, errors=dict(searcher.errors), first_failed=dict(searcher.first_failed),
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Trials this run adds: how many, and the grid points left (grid sampler only)."""
+
+    n_trials: int
+    grid: list[dict[str, Any]] | None
+
+
+def _study_to_resume(settings: Settings, storage: optuna.storages.BaseStorage, data: Any) -> optuna.Study:
+    """Find the study to resume and check it matches the space and data, before anything is written."""
+    name = settings.study or latest_study(storage, settings)
+    if not study_exists(storage, name):
+        raise TunerError(f"resume: study '{name}' not found in {mask_url(settings.storage)}. Check the name, or drop resume=true to start it.")
+    study = optuna.load_study(study_name=name, storage=storage)
+    check_matches(study, settings, data)
+    return study
+
+
+def _reopen_study(settings: Settings, storage: optuna.storages.BaseStorage, study: optuna.Study) -> tuple[optuna.Study, _Plan]:
+    """Reconcile stale trials and reload the study with a sampler that will not replay its sequence."""
+    reconcile_stale(study)
+    done = done_params(study)
+    # A sampler seeded as in the first run would propose the same sequence again.
+    sampler = create_sampler(settings.sampler, settings.sampler_options, settings.seed + len(study.get_trials(deepcopy=False)))
+    study = optuna.load_study(study_name=study.study_name, storage=storage, sampler=sampler)
+    grid = None
+    if settings.sampler == "grid":
+        tried = [sorted(params.items()) for params in done]
+        grid = [point for point in settings.search_space.grid_points() if sorted(point.items()) not in tried]
+    n_trials = max(0, settings.n_trials - len(done))
+    if grid is not None:
+        n_trials = min(n_trials, len(grid))
+    logger.info("Resuming study %s: %d of %d trials done, %d to run", study.study_name, len(done), settings.n_trials, n_trials)
+    return study, _Plan(n_trials, grid)
 
 
 def _trial_dirname(trial) -> str:
@@ -150,7 +203,7 @@ def _create_study(settings: Settings, storage: optuna.storages.BaseStorage, name
     return study
 
 
-def _fit(settings: Settings, study: optuna.Study, data: Any, concurrency: int, console: Console):
+def _fit(settings: Settings, study: optuna.Study, data: Any, concurrency: int, console: Console, stopper: RunStopper, plan: _Plan):
     from ray import tune
 
     from tuner.progress import FailureRecorder, ProgressDisplay
@@ -158,11 +211,13 @@ def _fit(settings: Settings, study: optuna.Study, data: Any, concurrency: int, c
     from tuner.trainable import run_trial, trial_payload
 
     scheduler = create_pruner(settings.pruner, settings.pruner_options, settings.metric, settings.direction, settings.max_epochs)
-    grid = settings.search_space.grid_points() if settings.sampler == "grid" else None
     searcher = StudySearcher(
-        study, settings.search_space, n_trials=settings.n_trials, max_epochs=settings.max_epochs,
-        metric=settings.metric, stopped=scheduler.stopped, grid=grid,
+        study, settings.search_space, n_trials=plan.n_trials, max_epochs=settings.max_epochs,
+        metric=settings.metric, stopped=scheduler.stopped, grid=plan.grid,
+        stopper=stopper, max_consecutive_failures=settings.max_consecutive_failures,
     )
+    if plan.n_trials == 0:
+        return searcher
     trial_data = data.without_test() if hasattr(data, "without_test") else data
     payload = trial_payload(settings, import_paths=[os.getcwd(), *sys.path[:1]])
     trainable = tune.with_resources(
@@ -175,7 +230,7 @@ def _fit(settings: Settings, study: optuna.Study, data: Any, concurrency: int, c
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=settings.n_trials,
+            num_samples=plan.n_trials,
             max_concurrent_trials=concurrency,
             reuse_actors=True,
             trial_dirname_creator=_trial_dirname,
@@ -185,15 +240,17 @@ def _fit(settings: Settings, study: optuna.Study, data: Any, concurrency: int, c
             name="ray",
             storage_path=str((settings.results_dir / study.study_name).resolve()),
             verbose=0,
+            stop=stopper,
             callbacks=[FailureRecorder(searcher), display],
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
         ),
     )
     try:
-        with display:
+        with display, catch_signals(stopper):
             tuner.fit()
     finally:
-        closed = searcher.close_open_trials("interrupted")
+        reason = stopper.reason or INTERRUPTED
+        closed = searcher.close_open_trials(reason)
         if closed:
-            logger.warning("%d trials were still running and are recorded as FAIL (interrupted)", closed)
+            logger.warning("%d trials were still open when the run ended; recorded as cut short (%s)", closed, reason)
     return searcher

@@ -12,13 +12,17 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from tuner.resume import owner_tag
 from tuner.space import SearchSpace
+from tuner.stopping import TIME_BUDGET, TOO_MANY_FAILURES, RunStopper
 
 logger = logging.getLogger(__name__)
 
 _MODES = {"maximize": "max", "minimize": "min"}
+OWNER = owner_tag()  # This driver process, stored on each trial so that a resume can tell stale trials.
 REPORTED_KEY = "reported_metrics"  # Comma-separated names of the metrics an objective reported.
 _TRACEBACK_CHARS = 4000  # Tail of a failed trial's traceback kept in the study.
+_RUN_STOPS = {TIME_BUDGET, "interrupted", TOO_MANY_FAILURES}  # Reasons that are not the trial's fault.
 
 
 class StudySearcher(Searcher):
@@ -37,6 +41,8 @@ class StudySearcher(Searcher):
         metric: Name of the optimised metric in each result.
         stopped: Trial ids the pruner stopped, filled in by the scheduler.
         grid: Points to run in order (grid sampler), or None.
+        stopper: The run-wide stopper, whose reason marks the trials it cut short.
+        max_consecutive_failures: Failed trials in a row that stop the run, or None.
     """
 
     def __init__(
@@ -49,6 +55,8 @@ class StudySearcher(Searcher):
         metric: str,
         stopped: Mapping[str, int | None],
         grid: list[dict[str, Any]] | None = None,
+        stopper: RunStopper | None = None,
+        max_consecutive_failures: int | None = None,
     ) -> None:
         direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
         super().__init__(metric=metric, mode=_MODES[direction])
@@ -59,10 +67,16 @@ class StudySearcher(Searcher):
         self.direction = direction
         self.counts: Counter[str] = Counter()
         self.best: tuple[int, float] | None = None
+        self.errors: Counter[str] = Counter()
+        self.first_failed: dict[str, int] = {}
+        self.stopper = stopper
+        self.max_consecutive_failures = max_consecutive_failures
+        self._consecutive_failures = 0
         self._stopped = stopped
         self._grid = list(grid) if grid is not None else None
         self._trials: dict[str, optuna.Trial] = {}
         self._epochs: dict[str, int] = {}
+        self._last_values: dict[str, float] = {}
         self._created = 0
 
     @property
@@ -72,9 +86,12 @@ class StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self._created >= self.n_trials:
             return Searcher.FINISHED
+        if self.stopper is not None and (self.stopper.reason or self.stopper.past_deadline()):
+            return Searcher.FINISHED
         if self._grid is not None:
             self.study.enqueue_trial(self._grid[self._created], skip_if_exists=False)
         trial = self.study.ask()
+        trial.set_user_attr("owner", OWNER)
         params = self.space.sample(trial)
         self._trials[trial_id] = trial
         self._created += 1
@@ -93,13 +110,14 @@ class StudySearcher(Searcher):
             self._record_last(trial, result)
         value = (result or {}).get(self.metric)
         epochs = self._epochs.get(trial_id, 0)
-        stopped_at = self._stopped.get(trial_id)
-        if value is None:
+        pruned = self._stopped.get(trial_id) is not None and epochs < self.max_epochs
+        cut_by = None if pruned or (result or {}).get("done") else getattr(self.stopper, "reason", None)
+        if cut_by is not None:
+            self._cut_short(trial_id, cut_by)
+        elif value is None:
             self.fail(trial_id, f"the objective reported no '{self.metric}'", reason="no report")
-        elif stopped_at is not None and epochs < self.max_epochs:
-            trial.set_user_attr("pruned_at_epoch", epochs)
-            self._tell(trial_id, TrialState.PRUNED)
-            logger.info("Trial %d pruned at epoch %d with %s=%.6g; params %s", trial.number, epochs, self.metric, value, _show(trial.params))
+        elif pruned:
+            self._prune(trial_id, "pruner")
         else:
             self._tell(trial_id, TrialState.COMPLETE, float(value))
             self._update_best(trial.number, float(value))
@@ -120,12 +138,20 @@ class StudySearcher(Searcher):
             trial.set_user_attr("traceback", traceback[-_TRACEBACK_CHARS:])
         self._tell(trial_id, TrialState.FAIL)
         logger.warning("Trial %d failed (%s): %s; params %s", trial.number, reason, error, _show(trial.params))
+        if reason in _RUN_STOPS:
+            return
+        self.errors[error] += 1
+        self.first_failed.setdefault(error, trial.number)
+        self._consecutive_failures += 1
+        limit = self.max_consecutive_failures
+        if limit is not None and self._consecutive_failures >= limit and self.stopper is not None:
+            self.stopper.stop(TOO_MANY_FAILURES)
 
     def close_open_trials(self, reason: str) -> int:
-        """Fail every trial still open, such as after an interrupt; return how many."""
+        """Record every trial still open as cut short by `reason`; return how many."""
         open_ids = list(self._trials)
         for trial_id in open_ids:
-            self.fail(trial_id, f"the run ended before the trial ({reason})", reason=reason)
+            self._cut_short(trial_id, reason)
         return len(open_ids)
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
@@ -138,6 +164,23 @@ class StudySearcher(Searcher):
         state.update(study=None, _trials={})
         return state
 
+    def _cut_short(self, trial_id: str, reason: str) -> None:
+        """Record a trial that a run-wide stop ended: PRUNED for the time budget once it has trained, else FAIL."""
+        if reason == TIME_BUDGET and self._epochs.get(trial_id, 0) > 0:
+            self._prune(trial_id, TIME_BUDGET)
+        else:
+            self.fail(trial_id, f"the run stopped before the trial finished ({reason})", reason=reason)
+
+    def _prune(self, trial_id: str, reason: str) -> None:
+        trial = self._trials[trial_id]
+        epochs = self._epochs.get(trial_id, 0)
+        trial.set_user_attr("pruned_at_epoch", epochs)
+        trial.set_user_attr("pruned_reason", reason)
+        value = self._last_values.get(trial_id)
+        self._tell(trial_id, TrialState.PRUNED)
+        shown = "-" if value is None else f"{value:.6g}"
+        logger.info("Trial %d pruned (%s) at epoch %d with %s=%s; params %s", trial.number, reason, epochs, self.metric, shown, _show(trial.params))
+
     def _report(self, trial_id: str, result: Mapping[str, Any]) -> None:
         trial = self._trials.get(trial_id)
         epoch, value = result.get("epoch"), result.get(self.metric)
@@ -145,6 +188,7 @@ class StudySearcher(Searcher):
             return
         if math.isfinite(value):
             trial.report(float(value), step=int(epoch))
+            self._last_values[trial_id] = float(value)
         self._epochs[trial_id] = int(epoch)
 
     def _record_last(self, trial: optuna.Trial, result: Mapping[str, Any]) -> None:
@@ -155,6 +199,8 @@ class StudySearcher(Searcher):
     def _tell(self, trial_id: str, state: TrialState, value: float | None = None) -> None:
         trial = self._trials.pop(trial_id)
         self.counts[state.name] += 1
+        if state != TrialState.FAIL:
+            self._consecutive_failures = 0
         self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
     def _update_best(self, number: int, value: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from tuner.space import SearchSpace, parse_space
 
 DEFAULT_STORAGE = "sqlite:///results/tuner.db"
 DIRECTIONS = ("maximize", "minimize")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 # Every top-level key a space file or an override may set, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -39,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "storage": DEFAULT_STORAGE,
     "study": None,
+    "resume": False,
+    "time_budget": None,
+    "max_consecutive_failures": 10,
     "resources": {"cpu": 1, "gpu": 0},
     "max_concurrent": None,
     "ray": {"address": None},
@@ -70,6 +75,9 @@ class Settings:
     seed: int
     storage: str
     study: str | None
+    resume: bool
+    time_budget_s: float | None
+    max_consecutive_failures: int | None
     cpu: float
     gpu: float
     max_concurrent: int | None
@@ -118,6 +126,18 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
         pairs.append((key, value))
     # Whole sampler or pruner replacements go first, so that their dotted settings apply on top.
     return sorted(pairs, key=lambda pair: pair[0] not in ("sampler", "pruner"))
+
+
+def parse_duration(value: object, key: str = "time_budget") -> float | None:
+    """Parse `45m`, `30s`, `2h` or a number of seconds; None means no limit."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*", str(value))
+    if not match or float(match.group(1)) <= 0:
+        raise TunerError(f"{key}: invalid duration {value!r}. Use a positive number with s, m or h, such as 45m, 30s or 2h.")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
 
 
 def load_callable(reference: str, where: str) -> Callable[..., Any]:
@@ -195,6 +215,13 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
     check(config["study"] is None or (isinstance(config["study"], str) and config["study"].strip() != ""), "study", "must be a non-empty name")
     check(_is_number(config["resources"]["cpu"]) and config["resources"]["cpu"] > 0, "resources.cpu", "must be a number > 0 (CPUs per trial)")
     check(_is_number(config["resources"]["gpu"]) and config["resources"]["gpu"] >= 0, "resources.gpu", "must be a number >= 0 (GPUs per trial, fractions allowed)")
+    check(isinstance(config["resume"], bool), "resume", "must be true or false")
+    check(config["max_consecutive_failures"] is None or _is_int(config["max_consecutive_failures"], 1), "max_consecutive_failures", "must be an integer >= 1 or null (never stop)")
+    try:
+        time_budget_s = parse_duration(config["time_budget"])
+    except TunerError as error:
+        problems.append(f"{where}: {error.problems[0]}")
+        time_budget_s = None
     check(config["max_concurrent"] is None or _is_int(config["max_concurrent"], 1), "max_concurrent", "must be an integer >= 1 or null (as many as the CPUs allow)")
     check(config["ray"]["address"] is None or isinstance(config["ray"]["address"], str), "ray.address", "must be a Ray address such as auto or ray://HOST:10001")
     check(isinstance(config["data"], Mapping), "data", "must be a mapping")
@@ -242,6 +269,9 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
         seed=config["seed"],
         storage=config["storage"],
         study=config["study"],
+        resume=config["resume"],
+        time_budget_s=time_budget_s,
+        max_consecutive_failures=config["max_consecutive_failures"],
         cpu=float(config["resources"]["cpu"]),
         gpu=float(config["resources"]["gpu"]),
         max_concurrent=config["max_concurrent"],
