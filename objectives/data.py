@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,8 @@ from sklearn.preprocessing import StandardScaler
 from tuner.errors import TunerError
 
 SPLIT_DEFAULTS = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
+DATA_DIR_ENV = "TUNER_DATA_DIR"
+USER_CACHE = Path.home() / ".cache" / "tuner" / "data"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Dataset:
     n_classes: int
     fingerprint: str
     classes: tuple[str, ...] = ()
+    info: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def n_features(self) -> int:
@@ -51,6 +56,35 @@ class Dataset:
     def without_test(self) -> Dataset:
         """Return the data set without its test split, as trials see it."""
         return replace(self, test=None)
+
+
+def data_dirs(settings: Mapping[str, Any]) -> list[Path]:
+    """Return the folders searched for a named data set: data.dir, then $TUNER_DATA_DIR, then the user cache."""
+    dirs = [settings.get("dir"), os.environ.get(DATA_DIR_ENV), USER_CACHE]
+    return [Path(str(d)).expanduser() for d in dirs if d]
+
+
+def locate(settings: Mapping[str, Any], file_name: str | None) -> Path:
+    """Find the data file: data.path as given, else `file_name` in the data folders.
+
+    Raises:
+        TunerError: The file is not there; the message says where to put it.
+    """
+    if settings.get("path"):
+        path = Path(str(settings["path"])).expanduser()
+        if not path.exists():
+            raise TunerError(f"data.path: '{path}' not found. Give an existing file or folder.")
+        return path
+    if file_name is None:
+        raise TunerError("data: missing 'path'. Set data.path to your data file or folder.")
+    for folder in data_dirs(settings):
+        if (folder / file_name).exists():
+            return folder / file_name
+    searched = ", ".join(str(d) for d in data_dirs(settings))
+    raise TunerError(
+        f"data: '{file_name}' not found in {searched}. Put the file in one of these folders, "
+        f"set {DATA_DIR_ENV} or data.dir to its folder, or give data.path."
+    )
 
 
 def split_settings(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ import pytest
 from tuner.errors import TunerError
 from tuner.settings import load_settings, parse_overrides
 
-ALLOWED_KEYS = "data, description, direction, evaluate, max_concurrent, max_consecutive_failures, max_epochs, metric, n_trials, objective, params, pruner, ray, resources, results_dir, resume, sampler, seed, space, storage, study, time_budget"
+ALLOWED_KEYS = "cv, data, description, direction, evaluate, max_concurrent, max_consecutive_failures, max_epochs, metric, n_trials, objective, params, pruner, ray, resources, results_dir, resume, sampler, seed, space, storage, study, time_budget"
 
 
 def problems_of(overrides):
@@ -87,7 +87,7 @@ def test_override_without_equals():
     ("metric=val_aucc", "metric: unknown metric 'val_aucc'. Did you mean 'val_auc'? Allowed: train_loss, val_acc, val_auc, val_loss."),
     ("objective=tabular", "objective: unknown objective 'tabular'. Did you mean 'tabular_classifier'? Allowed: tabular_classifier. Or give 'package.module:function'."),
     ("objective=nowhere.mod:fn", "objective: cannot import module 'nowhere.mod' (No module named 'nowhere'). Check the name and that it is on PYTHONPATH."),
-    ("data.name=mnist", "data.name: unknown data set 'mnist'. Allowed: breast_cancer. Or set data.loader to 'package.module:function'."),
+    ("data.name=mnist", "data.name: unknown data set 'mnist'. Allowed: breast_cancer. Or set data.path to your own file, or data.loader to 'package.module:function'."),
     ("storage=results.db", "storage: must be a database URL such as sqlite:///results/tuner.db; got 'results.db'."),
     ("params.lr.low=0", "params.lr.low: must be > 0 when 'log' is true; got 0.0. Use a positive bound such as 1.0e-5."),
 ])

@@ -27,6 +27,8 @@ class TrialContext:
         max_epochs: Epoch budget; a trial may stop earlier on its own.
         metric: Name of the metric being optimised; every report includes it.
         device: The torch device assigned to this trial.
+        cv: Folds of cross-validation on the train and validation rows, or
+            None to train on the train split and validate on the validation split.
     """
 
     params: dict[str, Any]
@@ -36,6 +38,7 @@ class TrialContext:
     max_epochs: int
     metric: str
     device: torch.device
+    cv: int | None = None
     _sink: Callable[[dict[str, Any]], None] = field(repr=False, default=lambda metrics: None)
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
 

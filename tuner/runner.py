@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from rich.console import Console
 
-from objectives import DATA_LOADERS
+from objectives import DATASETS, OBJECTIVES
 from tuner.errors import TunerError
 from tuner.export import BestResult, evaluate_best, write_best
 from tuner.pruners import create_pruner
@@ -54,11 +54,18 @@ class RunResult:
 
 
 def load_data(settings: Settings) -> Any:
-    """Load the data set named in the space file, once, in the driver."""
+    """Load the data set named in the space file, once, in the driver.
+
+    The loader is `data.loader` if given, else the named data set's, else
+    the built-in objective's default loader (which reads `data.path`).
+    """
     spec = dict(settings.data)
     if not spec:
         return None
-    reference = spec.get("loader") or DATA_LOADERS[spec["name"]]
+    source = DATASETS.get(spec.get("name"))
+    if source is not None:
+        spec = {**source.defaults, **spec}
+    reference = spec.get("loader") or (source.loader if source else None) or OBJECTIVES[settings.objective].loader
     return load_callable(reference, "data.loader")(spec)
 
 

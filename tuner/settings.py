@@ -14,7 +14,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from objectives import DATA_LOADERS, OBJECTIVES
+from objectives import DATASETS, OBJECTIVES
 from tuner.catalog import display_path, find_space
 from tuner.errors import TunerError, unknown_name
 from tuner.pruners import PRUNERS, check_pruner_options
@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "direction": "maximize",
     "n_trials": 20,
     "max_epochs": 10,
+    "cv": None,
     "sampler": {"name": "tpe"},
     "pruner": {"name": "asha"},
     "seed": 0,
@@ -68,6 +69,7 @@ class Settings:
     direction: str
     n_trials: int
     max_epochs: int
+    cv: int | None
     sampler: str
     sampler_options: Mapping[str, Any]
     pruner: str
@@ -120,7 +122,9 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
         except OmegaConfBaseException as error:
             raise TunerError(f"invalid override '{token}': {str(error).splitlines()[0]}") from None
         value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        if key in ("sampler", "pruner") and not isinstance(value, Mapping):
+        if key == "data" and not isinstance(value, Mapping):
+            key = "data.name"
+        elif key in ("sampler", "pruner") and not isinstance(value, Mapping):
             # A new sampler or pruner name drops the file's settings for the old one.
             value = {"name": value}
         pairs.append((key, value))
@@ -211,6 +215,7 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
     check(_is_int(config["n_trials"], 1), "n_trials", "must be an integer >= 1")
     check(_is_int(config["max_epochs"], 1), "max_epochs", "must be an integer >= 1")
     check(_is_int(config["seed"], 0), "seed", "must be an integer >= 0")
+    check(config["cv"] is None or _is_int(config["cv"], 2), "cv", "must be an integer >= 2 (folds of cross-validation) or null")
     check(isinstance(config["storage"], str) and "://" in config["storage"], "storage", "must be a database URL such as sqlite:///results/tuner.db")
     check(config["study"] is None or (isinstance(config["study"], str) and config["study"].strip() != ""), "study", "must be a non-empty name")
     check(_is_number(config["resources"]["cpu"]) and config["resources"]["cpu"] > 0, "resources.cpu", "must be a number > 0 (CPUs per trial)")
@@ -262,6 +267,7 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
         direction=config["direction"],
         n_trials=n_trials,
         max_epochs=config["max_epochs"],
+        cv=config["cv"],
         sampler=sampler,
         sampler_options=MappingProxyType(sampler_options),
         pruner=pruner,
@@ -306,11 +312,13 @@ def _check_data(config: dict[str, Any], where: str, problems: list[str]) -> None
     data = config["data"]
     if not isinstance(data, Mapping) or not data:
         return
-    name, loader = data.get("name"), data.get("loader")
-    if name is not None and name not in DATA_LOADERS:
-        problems.append(f"{where}: data.name: {unknown_name('data set', name, DATA_LOADERS)} Or set data.loader to 'package.module:function'.")
-    if name is None and loader is None:
-        problems.append(f"{where}: data: needs 'name' (one of {', '.join(DATA_LOADERS)}) or 'loader' ('package.module:function').")
+    name, loader, path = data.get("name"), data.get("loader"), data.get("path")
+    if name is not None and name not in DATASETS:
+        problems.append(f"{where}: data.name: {unknown_name('data set', name, DATASETS)} Or set data.path to your own file, or data.loader to 'package.module:function'.")
+    if name is None and loader is None and path is None:
+        problems.append(f"{where}: data: needs 'name' (one of {', '.join(DATASETS)}), 'path' (your own file) or 'loader' ('package.module:function').")
+    if loader is None and name is None and path is not None and config["objective"] not in OBJECTIVES:
+        problems.append(f"{where}: data.path: your own objective needs data.loader ('package.module:function') to read it, or no data section to load its own.")
     if loader is not None:
         try:
             load_callable(str(loader), f"{where}: data.loader")

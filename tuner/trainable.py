@@ -20,6 +20,7 @@ def trial_payload(settings: Settings, import_paths: list[str]) -> dict[str, Any]
         "train_ref": settings.train_ref,
         "seed": settings.seed,
         "max_epochs": settings.max_epochs,
+        "cv": settings.cv,
         "metric": settings.metric,
         "cpu": settings.cpu,
         "gpu": settings.gpu,
@@ -55,5 +56,6 @@ def make_context(params: Mapping[str, Any], data: Any, number: int, payload: Map
         max_epochs=payload["max_epochs"],
         metric=payload["metric"],
         device=device,
+        cv=payload.get("cv"),
         _sink=sink or (lambda metrics: None),
     )
