@@ -15,6 +15,7 @@ class BuiltinObjective:
     metrics: tuple[str, ...]
     description: str
     loader: str
+    params: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class DataSource:
 
 
 CLASSIFIER_METRICS = ("val_auc", "val_acc", "val_loss", "train_loss")
+# Params the shared training loop reads (objectives.training).
+TRAINING_PARAMS = ("lr", "optimizer", "beta1", "beta2", "momentum", "nesterov", "weight_decay", "batch_size",
+                   "class_weight", "label_smoothing", "schedule")
+SPLIT_KEYS = ("val_fraction", "test_fraction", "split_seed")
 
 OBJECTIVES: dict[str, BuiltinObjective] = {
     "tabular_classifier": BuiltinObjective(
@@ -36,6 +41,23 @@ OBJECTIVES: dict[str, BuiltinObjective] = {
         metrics=CLASSIFIER_METRICS,
         description="MLP classifier on tabular features",
         loader="objectives.data:load_breast_cancer",
+        params=(*TRAINING_PARAMS, "depth", "width", "dropout"),
+    ),
+    "image_classifier": BuiltinObjective(
+        train="objectives.xray:train",
+        evaluate="objectives.xray:evaluate",
+        metrics=CLASSIFIER_METRICS,
+        description="CNN classifier on images (MedMNIST .npz files or image folders)",
+        loader="objectives.images:load_images",
+        params=(*TRAINING_PARAMS, "depth", "width", "dropout", "augment"),
+    ),
+    "credit_classifier": BuiltinObjective(
+        train="objectives.credit:train",
+        evaluate="objectives.credit:evaluate",
+        metrics=(*CLASSIFIER_METRICS, "val_cost"),
+        description="MLP classifier of credit applicants that also reports the mean cost of its decisions",
+        loader="objectives.tables:load_table",
+        params=(*TRAINING_PARAMS, "depth", "width", "dropout"),
     ),
 }
 
@@ -44,4 +66,22 @@ DATASETS: dict[str, DataSource] = {
         loader="objectives.data:load_breast_cancer",
         description="Wisconsin diagnostic breast cancer, 569 rows, shipped with scikit-learn",
     ),
+    "pneumoniamnist": DataSource(
+        loader="objectives.images:load_images",
+        file="pneumoniamnist.npz",
+        description="PneumoniaMNIST chest X-rays (MedMNIST v2), 28x28 grayscale, normal or pneumonia",
+    ),
+    "german_credit": DataSource(
+        loader="objectives.tables:load_table",
+        file="german.data",
+        defaults={"sep": " ", "header": "none", "target": 20, "positive": 2, "cost_fn": 5, "cost_fp": 1},
+        description="Statlog German credit, 1000 applicants, 20 attributes (13 categorical); class 2 (bad) is positive",
+    ),
+}
+
+# The data settings each built-in loader reads, besides name, path, dir and loader.
+LOADER_KEYS: dict[str, tuple[str, ...]] = {
+    "objectives.data:load_breast_cancer": SPLIT_KEYS,
+    "objectives.images:load_images": (*SPLIT_KEYS, "size", "channels", "url"),
+    "objectives.tables:load_table": (*SPLIT_KEYS, "target", "sep", "header", "positive", "categorical", "class_weights", "cost_fn", "cost_fp"),
 }

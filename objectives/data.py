@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +21,7 @@ from tuner.errors import TunerError
 SPLIT_DEFAULTS = {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
 DATA_DIR_ENV = "TUNER_DATA_DIR"
 USER_CACHE = Path.home() / ".cache" / "tuner" / "data"
+_FEWER_ROWS_FIX = "Add rows, or change data.val_fraction and data.test_fraction."
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,7 @@ def tabular_dataset(name: str, features: np.ndarray, labels: np.ndarray, split: 
     """Split stratified, scale with train statistics only, and convert to tensors."""
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    indices = np.arange(len(labels))
-    rest, test = train_test_split(indices, test_size=split["test_fraction"], stratify=labels, random_state=split["split_seed"])
-    val_share = split["val_fraction"] / (1 - split["test_fraction"])
-    train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest], random_state=split["split_seed"])
+    train, val, test = stratified_split(labels, split, classes)
 
     scaler = StandardScaler().fit(features[train])
 
@@ -132,7 +131,32 @@ def tabular_dataset(name: str, features: np.ndarray, labels: np.ndarray, split: 
         n_classes=int(labels.max()) + 1,
         fingerprint=fingerprint(features, labels, split),
         classes=classes,
+        info={"split_seed": split["split_seed"]},
     )
+
+
+def stratified_split(labels: np.ndarray, split: Mapping[str, Any], classes: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the row indices of the train, validation and test splits, each stratified by class.
+
+    Raises:
+        TunerError: A class has too few rows to appear in every split.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    _check_rows_per_class(labels, split, classes)
+
+    indices = np.arange(len(labels))
+    seed = split["split_seed"]
+    val_share = split["val_fraction"] / (1 - split["test_fraction"])
+    try:
+        rest, test = train_test_split(indices, test_size=split["test_fraction"], stratify=labels, random_state=seed)
+        train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest], random_state=seed)
+    except ValueError as error:
+        # Rounding of the split sizes can still leave a split with fewer rows than classes.
+        raise TunerError(
+            f"data: too few rows for the split: {len(labels)} rows with val_fraction {split['val_fraction']} "
+            f"and test_fraction {split['test_fraction']} ({error}). {_FEWER_ROWS_FIX}"
+        ) from None
+    return train, val, test
 
 
 def fingerprint(features: np.ndarray, labels: np.ndarray, split: Mapping[str, Any]) -> str:
@@ -142,3 +166,20 @@ def fingerprint(features: np.ndarray, labels: np.ndarray, split: Mapping[str, An
     digest.update(np.ascontiguousarray(labels).tobytes())
     digest.update(repr(sorted(split.items())).encode())
     return digest.hexdigest()[:16]
+
+
+def _check_rows_per_class(labels: np.ndarray, split: Mapping[str, Any], classes: Sequence[str]) -> None:
+    """Raise unless each class has enough rows for the smallest split to get one on average."""
+    fractions = (split["val_fraction"], split["test_fraction"], 1 - split["val_fraction"] - split["test_fraction"])
+    # The tolerance keeps float error, as in 1 - 0.3 - 0.2 = 0.49999999999999994, from adding a row.
+    needed = math.ceil(1 / min(fractions) - 1e-9)
+    counts = np.bincount(labels)
+    for label, count in enumerate(counts):
+        if count >= needed:
+            continue
+        name = classes[label] if label < len(classes) else str(label)
+        raise TunerError(
+            f"data: too few rows for the split: class '{name}' has {count} rows, but val_fraction "
+            f"{split['val_fraction']} and test_fraction {split['test_fraction']} need at least {needed} rows "
+            f"of each class. {_FEWER_ROWS_FIX}"
+        )

@@ -4,7 +4,7 @@ from optuna.trial import TrialState
 from conftest import load_only_study
 from tuner.catalog import available_spaces
 from tuner.runner import run
-from tuner.samplers import create_sampler, sampler_options
+from tuner.samplers import create_sampler, effective_options, sampler_options
 from tuner.settings import load_settings
 
 pytestmark = pytest.mark.ray
@@ -23,7 +23,10 @@ def test_each_sampler_records_itself(ray_local, workdir, sampler):
     study = run_study("space=adam_medical", "n_trials=4", f"sampler={sampler}", "seed=11", *SMALL)
     assert len(study.trials) == 4
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
-    assert study.user_attrs["sampler"] == {"name": sampler, "seed": 11}
+    recorded = study.user_attrs["sampler"]
+    assert recorded["name"] == sampler
+    assert recorded["seed"] == 11
+    assert recorded == {"name": sampler, "seed": 11, **effective_options(sampler, {})}
 
 
 @pytest.mark.parametrize("space", sorted(available_spaces()))

@@ -121,3 +121,12 @@ def test_fingerprint_changes_with_range():
     b = parse_ok({"x": {"type": "float", "low": 0.0, "high": 2.0}})
     assert a.fingerprint() == parse_ok({"x": {"type": "float", "low": 0.0, "high": 1.0}}).fingerprint()
     assert a.fingerprint() != b.fingerprint()
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"low": 0.1, "high": 1.0}, "params.x: missing 'type'. Add 'type: float', 'int' or 'categorical', or 'value:' for a constant."),
+    ({"typ": "float", "low": 0.1, "high": 1.0}, "params.x: missing 'type'. 'typ' is not a key; did you mean 'type'? Add 'type: float', 'int' or 'categorical', or 'value:' for a constant."),
+])
+def test_distribution_without_type(spec, expected):
+    _, problems = parse_space({"x": spec, "y": {"type": "int", "low": 1, "high": 2}}, where=WHERE)
+    assert problems == [f"{WHERE}: {expected}"]

@@ -30,11 +30,11 @@ CASES = [
     ("depth: {type: integer, low: 1, high: 2}", [],
      "params.depth.type: unknown type 'integer'. Did you mean 'int'? Allowed: categorical, float, int."),
     ("depth: {type: int, low: 1, high: 4}", ["sampler=bayes"],
-     "sampler: unknown sampler 'bayes'. Allowed: cmaes, gp, grid, qmc, random, tpe."),
+     "unknown sampler 'bayes'. Allowed: cmaes, gp, grid, qmc, random, tpe."),
     ("depth: {type: int, low: 1, high: 4}", ["pruner=medan"],
-     "pruner: unknown pruner 'medan'. Did you mean 'median'? Allowed: asha, hyperband, median, none."),
+     "unknown pruner 'medan'. Did you mean 'median'? Allowed: asha, hyperband, median, none."),
     ("depth: {type: int, low: 1, high: 4}", ["objective=tabular_clasifier"],
-     "objective: unknown objective 'tabular_clasifier'. Did you mean 'tabular_classifier'? Allowed: tabular_classifier. Or give 'package.module:function'."),
+     "unknown objective 'tabular_clasifier'. Did you mean 'tabular_classifier'? Allowed: credit_classifier, image_classifier, tabular_classifier. Or give 'package.module:function'."),
     ("depth: {type: int, low: 1, high: 4, lw: 2}", [],
      "params.depth: unknown key for a int parameter 'lw'. Did you mean 'low'? Allowed: high, log, low, step, type, when."),
     ("lr: {type: float, low: 0.001, high: 0.1}", ["sampler=grid"],
@@ -59,7 +59,8 @@ def test_invalid_space_exits_2(workdir, capsys, no_ray, params, overrides, expec
 
     assert code == 2
     captured = capsys.readouterr()
-    assert captured.err == f"error: {FILE}: {expected}\n"
+    prefix = f"override {overrides[0]}" if overrides and not expected.startswith("params.") else FILE
+    assert captured.err == f"error: {prefix}: {expected}\n"
     assert captured.out == ""
     assert sorted(p.name for p in workdir.iterdir()) == ["search_spaces"]
 
@@ -71,6 +72,6 @@ def test_many_problems_one_line_each(workdir, capsys, no_ray):
     assert main(["run", "space=case", "sampler=tpee"]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith(f"error: {FILE}: sampler: unknown sampler 'tpee'.")
+    assert lines[0].startswith("error: override sampler=tpee: unknown sampler 'tpee'.")
     assert lines[1].startswith(f"error: {FILE}: params.lr.low:")
     assert lines[2].startswith(f"error: {FILE}: params.depth:")

@@ -122,16 +122,23 @@ def _dashboard(overrides: Sequence[str], stderr: Console) -> int:
     from optuna_dashboard import run_server
 
     from tuner.settings import DEFAULT_STORAGE, parse_overrides
-    from tuner.storage import open_storage
+    from tuner.storage import existing_sqlite, open_storage
 
     options = dict(parse_overrides(overrides))
     unknown = set(options) - {"storage", "port", "host"}
     if unknown:
         raise TunerError(f"'tuner dashboard' accepts storage, port and host; got {', '.join(sorted(unknown))}.")
-    storage = open_storage(str(options.get("storage", DEFAULT_STORAGE)))
-    host, port = str(options.get("host", "127.0.0.1")), int(options.get("port", 8080))
-    print(f"Optuna dashboard for {mask_url(str(options.get('storage', DEFAULT_STORAGE)))} at http://{host}:{port}/", file=sys.stderr)
-    run_server(storage, host=host, port=port)
+    url, host, port = str(options.get("storage", DEFAULT_STORAGE)), str(options.get("host", "127.0.0.1")), options.get("port", 8080)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise TunerError(f"port: must be an integer in 1..65535; got {port!r}.")
+    if not existing_sqlite(url):
+        raise TunerError(f"storage: the SQLite file of '{mask_url(url)}' does not exist. Run a study first, or give the storage=URL of an existing one.")
+    storage = open_storage(url)
+    print(f"Optuna dashboard for {mask_url(url)} at http://{host}:{port}/", file=sys.stderr)
+    try:
+        run_server(storage, host=host, port=port)
+    except OSError as error:
+        raise TunerError(f"port: cannot serve on {host}:{port} ({error.strerror}). Pick a free port with port=N.") from None
     return 0
 
 
@@ -193,4 +200,9 @@ def _configure_logging(level: int) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(levels[max(-1, min(1, level))])
     logger.propagate = False
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    logging.getLogger("objectives").handlers[:] = [handler]
+    logging.getLogger("objectives").setLevel(logger.level)
+    logging.getLogger("objectives").propagate = False
+    if level < 1:
+        # Ray's notice that a local cluster uses token authentication (it stays on); -v shows it.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)

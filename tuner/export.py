@@ -55,12 +55,17 @@ def evaluate_best(settings: Settings, study: optuna.Study, data: Any, refit: boo
             note = "the objective names no evaluate function"
         return BestResult(**{**base.__dict__, "note": note})
 
+    logger.debug("Retraining trial %d in the driver to score the test split", best.number)
     payload = trial_payload(settings, import_paths=[])
     ctx = make_context(config, data.without_test(), best.number, payload)
-    model = load_callable(settings.train_ref, "objective")(ctx)
+    try:
+        model = load_callable(settings.train_ref, "objective")(ctx)
+        metrics = load_callable(settings.evaluate_ref, "evaluate")(model, test, ctx)
+        test_metrics = {f"test_{name}": float(value) for name, value in metrics.items()}
+    except Exception as error:  # User code: any failure here must not lose the finished study.
+        logger.warning("Test evaluation of trial %d failed: %s: %s", best.number, type(error).__name__, error)
+        return BestResult(**{**base.__dict__, "note": f"test evaluation failed: {type(error).__name__}: {error}"})
     refit_value = ctx.history[-1][settings.metric] if ctx.history else None
-    metrics = load_callable(settings.evaluate_ref, "evaluate")(model, test, ctx)
-    test_metrics = {f"test_{name}": float(value) for name, value in metrics.items()}
     logger.info("Best trial %d on the test split: %s", best.number, ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()))
     return BestResult(**{**base.__dict__, "test_metrics": test_metrics, "refit_value": refit_value})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from ray.tune import Callback
@@ -13,6 +14,7 @@ from rich.table import Table
 from tuner.searcher import StudySearcher
 
 _REFRESH_S = 0.5
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Colour codes that Ray puts in worker tracebacks.
 
 
 class FailureRecorder(Callback):
@@ -28,7 +30,7 @@ class FailureRecorder(Callback):
             message = f"{type(cause).__name__}: {cause}"
         else:
             message = str(cause).splitlines()[-1] if cause else "unknown error"
-        self.searcher.fail(trial.trial_id, message, reason=failure_reason(cause), traceback=str(error or ""))
+        self.searcher.fail(trial.trial_id, _ANSI.sub("", message), reason=failure_reason(cause), traceback=_ANSI.sub("", str(error or "")))
 
 
 class ProgressDisplay(Callback):

@@ -15,9 +15,9 @@ from ray.tune.schedulers import (
 # Each pruner: the Ray scheduler class, its fixed arguments, and the settings
 # a space file may set with their defaults. Epochs are the time unit.
 PRUNERS: dict[str, tuple[type[TrialScheduler], dict[str, Any], dict[str, Any]]] = {
-    "asha": (AsyncHyperBandScheduler, {"brackets": 1}, {"grace_period": 1, "reduction_factor": 3}),
-    "hyperband": (AsyncHyperBandScheduler, {}, {"grace_period": 1, "reduction_factor": 3, "brackets": 3}),
-    "median": (MedianStoppingRule, {"hard_stop": True}, {"grace_period": 1, "min_samples_required": 3}),
+    "asha": (AsyncHyperBandScheduler, {"brackets": 1}, {"grace_period": 3, "reduction_factor": 3}),
+    "hyperband": (AsyncHyperBandScheduler, {}, {"grace_period": 3, "reduction_factor": 3, "brackets": 3}),
+    "median": (MedianStoppingRule, {"hard_stop": True}, {"grace_period": 3, "min_samples_required": 3}),
     "none": (FIFOScheduler, {}, {}),
 }
 _POSITIVE = {"grace_period": int, "reduction_factor": (int, float), "brackets": int, "min_samples_required": int}
@@ -41,10 +41,22 @@ def check_pruner_options(name: str, options: Mapping[str, Any], max_epochs: int)
     return problems
 
 
+def effective_options(name: str, options: Mapping[str, Any], max_epochs: int) -> dict[str, Any]:
+    """Return the pruner's settings as it runs: the given ones over the defaults.
+
+    A default grace period longer than the epoch budget is cut to it; a
+    given one is checked instead (check_pruner_options).
+    """
+    defaults = dict(PRUNERS[name][2])
+    if "grace_period" in defaults:
+        defaults["grace_period"] = min(defaults["grace_period"], max_epochs)
+    return {**defaults, **options}
+
+
 def create_pruner(name: str, options: Mapping[str, Any], metric: str, direction: str, max_epochs: int) -> RecordingScheduler:
     """Build the Ray scheduler for pruner `name`, wrapped to record its stop decisions."""
-    cls, fixed, defaults = PRUNERS[name]
-    kwargs: dict[str, Any] = {**fixed, **defaults, **options}
+    cls, fixed, _ = PRUNERS[name]
+    kwargs: dict[str, Any] = {**fixed, **effective_options(name, options, max_epochs)}
     if cls is not FIFOScheduler:
         kwargs.update(time_attr="epoch", metric=metric, mode=_MODES[direction])
     if cls is AsyncHyperBandScheduler:

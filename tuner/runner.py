@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,7 +19,9 @@ from objectives import DATASETS, OBJECTIVES
 from tuner.errors import TunerError
 from tuner.export import BestResult, evaluate_best, write_best
 from tuner.pruners import create_pruner
+from tuner.pruners import effective_options as pruner_settings
 from tuner.samplers import create_sampler
+from tuner.samplers import effective_options as sampler_settings
 from tuner.settings import Settings, load_callable
 from tuner.resume import check_matches, done_params, latest_study, reconcile_stale
 from tuner.stopping import INTERRUPTED, RunStopper, catch_signals
@@ -33,8 +37,14 @@ _RAY_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_DEDUP_LOGS": "0",
     "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",  # One WARNING line per failed trial; the traceback is in the study.
-    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # tuner's own handler records the trials and exits 130.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    # A trial that never reports the metric is recorded as FAIL ("no report") by
+    # the searcher; Ray's strict check would end the whole run instead.
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # tuner's own handler records the trials and exits 130.
 }
+
+
+RAY_CONNECT_TIMEOUT_S = 5  # Time to wait for a TCP connection to a Ray head before giving up.
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ def run(settings: Settings, console: Console | None = None) -> RunResult:
     # TUNE_DISABLE_AUTO_CALLBACK_LOGGERS turns off. The study contains the results.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     data = load_data(settings)
+    _check_before_ray(settings)
     storage = open_storage(settings.storage)
     resumed = _study_to_resume(settings, storage, data) if settings.resume else None
     if not settings.resume and settings.study is not None and study_exists(storage, settings.study):
@@ -96,7 +107,7 @@ def run(settings: Settings, console: Console | None = None) -> RunResult:
         concurrency = _concurrency(settings)
         if resumed is None:
             study = _create_study(settings, storage, settings.study or new_study_name(settings.space, storage), data)
-            plan = _Plan(settings.n_trials, settings.search_space.grid_points() if settings.sampler == "grid" else None)
+            plan = _Plan(settings.n_trials, _shuffled_grid(settings) if settings.sampler == "grid" else None)
         else:
             study, plan = _reopen_study(settings, storage, resumed)
         if settings.sampler == "grid":
@@ -126,6 +137,13 @@ class _Plan:
     grid: list[dict[str, Any]] | None
 
 
+def _shuffled_grid(settings: Settings) -> list[dict[str, Any]]:
+    """Return the grid points in a seeded random order, so a partial grid samples the whole grid (as Optuna's GridSampler)."""
+    points = settings.search_space.grid_points()
+    random.Random(settings.seed).shuffle(points)
+    return points
+
+
 def _study_to_resume(settings: Settings, storage: optuna.storages.BaseStorage, data: Any) -> optuna.Study:
     """Find the study to resume and check it matches the space and data, before anything is written."""
     name = settings.study or latest_study(storage, settings)
@@ -146,7 +164,7 @@ def _reopen_study(settings: Settings, storage: optuna.storages.BaseStorage, stud
     grid = None
     if settings.sampler == "grid":
         tried = [sorted(params.items()) for params in done]
-        grid = [point for point in settings.search_space.grid_points() if sorted(point.items()) not in tried]
+        grid = [point for point in _shuffled_grid(settings) if sorted(point.items()) not in tried]
     n_trials = max(0, settings.n_trials - len(done))
     if grid is not None:
         n_trials = min(n_trials, len(grid))
@@ -156,6 +174,30 @@ def _reopen_study(settings: Settings, storage: optuna.storages.BaseStorage, stud
 
 def _trial_dirname(trial) -> str:
     return f"trial-{trial.config['number']}"
+
+
+def _check_before_ray(settings: Settings) -> None:
+    """Catch resource requests this machine cannot meet, and unreachable clusters, before anything starts."""
+    if settings.ray_address is None:
+        cpus = os.cpu_count() or 1
+        if settings.cpu > cpus:
+            raise TunerError(f"resources.cpu: {settings.cpu:g} CPUs per trial requested, but this machine has {cpus}. Lower resources.cpu.")
+        if settings.gpu > 0:
+            import torch
+
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if gpus < settings.gpu:
+                raise TunerError(f"resources.gpu: {settings.gpu:g} GPU per trial requested, but this machine has {gpus} GPUs. Set resources.gpu=0 or run on a machine or cluster with GPUs.")
+        return
+    address = settings.ray_address.removeprefix("ray://")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as error:
+        raise TunerError(f"ray.address: cannot reach '{settings.ray_address}' ({error}). Check that the Ray head is up and the port is right, or drop ray.address to run locally.") from None
 
 
 def _start_ray(settings: Settings) -> bool:
@@ -190,6 +232,7 @@ def _concurrency(settings: Settings) -> int:
     fit = int(cpus // settings.cpu)
     if settings.gpu > 0:
         fit = min(fit, int(gpus // settings.gpu))
+    logger.debug("Ray cluster resources: %s; %d trials fit at a time", resources, fit)
     return max(1, min(settings.max_concurrent or fit, settings.n_trials))
 
 
@@ -200,8 +243,8 @@ def _create_study(settings: Settings, storage: optuna.storages.BaseStorage, name
     study.set_user_attr("search_space", settings.search_space.describe())
     study.set_user_attr("space_fingerprint", settings.search_space.fingerprint())
     study.set_user_attr("data_fingerprint", getattr(data, "fingerprint", None))
-    study.set_user_attr("sampler", {"name": settings.sampler, "seed": settings.seed, **settings.sampler_options})
-    study.set_user_attr("pruner", {"name": settings.pruner, **settings.pruner_options})
+    study.set_user_attr("sampler", {"name": settings.sampler, "seed": settings.seed, **sampler_settings(settings.sampler, settings.sampler_options)})
+    study.set_user_attr("pruner", {"name": settings.pruner, **pruner_settings(settings.pruner, settings.pruner_options, settings.max_epochs)})
     study.set_user_attr("metric", settings.metric)
     study.set_user_attr("objective", settings.objective)
     study.set_user_attr("seed", settings.seed)

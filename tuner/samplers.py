@@ -21,6 +21,7 @@ SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "qmc": optuna.samplers.QMCSampler,
 }
 _SCALAR = (bool, int, float, str, type(None))
+_CHOICES = {"qmc_type": ("sobol", "halton", "lhs"), "restart_strategy": ("ipop", "bipop")}
 
 
 def sampler_options(name: str) -> list[str]:
@@ -40,9 +41,37 @@ def check_sampler_options(name: str, options: Mapping[str, Any]) -> list[str]:
         if key not in allowed:
             listed = ", ".join(allowed) or "none"
             problems.append(f"sampler.{key}: unknown setting for sampler '{name}'. Allowed: {listed}.")
+            continue
+        expected = _expected_type(name, key)
+        if key in _CHOICES and value not in _CHOICES[key]:
+            problems.append(f"sampler.{key}: must be one of {', '.join(_CHOICES[key])}; got {value!r}.")
+        elif expected is bool and not isinstance(value, bool):
+            problems.append(f"sampler.{key}: must be true or false; got {value!r}.")
+        elif expected is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            problems.append(f"sampler.{key}: must be an integer >= 0; got {value!r}.")
+        elif expected is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            problems.append(f"sampler.{key}: must be a number >= 0; got {value!r}.")
         elif not isinstance(value, _SCALAR):
             problems.append(f"sampler.{key}: must be a single value; got {value!r}.")
     return problems
+
+
+def effective_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return every scalar setting of the sampler as it runs: the given ones over the defaults."""
+    if name == "grid":
+        return {}
+    signature = inspect.signature(SAMPLERS[name])
+    defaults = {key: signature.parameters[key].default for key in sampler_options(name)}
+    return {**{k: v for k, v in defaults.items() if isinstance(v, _SCALAR)}, **options}
+
+
+def _expected_type(name: str, key: str) -> type | None:
+    """Return bool, int or float from the setting's default value or annotation, or None."""
+    parameter = inspect.signature(SAMPLERS[name]).parameters[key]
+    for kind in (bool, int, float):
+        if type(parameter.default) is kind or str(parameter.annotation).split(" ")[0] == kind.__name__:
+            return kind
+    return None
 
 
 def create_sampler(name: str, options: Mapping[str, Any], seed: int) -> optuna.samplers.BaseSampler:

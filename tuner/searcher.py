@@ -95,6 +95,7 @@ class StudySearcher(Searcher):
         params = self.space.sample(trial)
         self._trials[trial_id] = trial
         self._created += 1
+        logger.debug("Trial %d started; params %s", trial.number, _show(params))
         return {"number": trial.number, "params": self.space.config(params)}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:

@@ -14,9 +14,9 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from objectives import DATASETS, OBJECTIVES
+from objectives import DATASETS, LOADER_KEYS, OBJECTIVES
 from tuner.catalog import display_path, find_space
-from tuner.errors import TunerError, unknown_name
+from tuner.errors import TunerError, did_you_mean, unknown_name
 from tuner.pruners import PRUNERS, check_pruner_options
 from tuner.samplers import SAMPLERS, check_sampler_options
 from tuner.space import SearchSpace, parse_space
@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "params": {},
 }
 _NESTED_KEYS = {"resources": {"cpu", "gpu"}, "ray": {"address"}}
+# Keys whose override value is taken as typed: URLs and paths such as
+# sqlite:///:memory: would otherwise be read as YAML mappings.
+_STRING_KEYS = {"storage", "study", "ray.address", "data.path", "data.dir", "data.loader", "objective", "evaluate", "results_dir", "space"}
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,13 @@ def load_settings(overrides: Sequence[str]) -> Settings:
         raise TunerError(problems)
 
     config = _merge(path, raw, pairs)
+    if isinstance(config.get("study"), (int, float)) and not isinstance(config["study"], bool):
+        config["study"] = str(config["study"])
     config["space"] = path.stem if space_name is None or str(space_name).endswith((".yaml", ".yml")) else str(space_name)
-    return _validate(path, config, explicit={key for key, _ in pairs})
+    try:
+        return _validate(path, config, explicit={key for key, _ in pairs})
+    except TunerError as error:
+        raise TunerError([_blame_override(line, display_path(path), overrides) for line in error.problems]) from None
 
 
 def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
@@ -116,7 +124,10 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
     for token in overrides:
         if "=" not in token or token.startswith("="):
             raise TunerError(f"invalid argument '{token}': expected key=value, such as n_trials=40 or params.lr.high=0.01.")
-        key = token.split("=", 1)[0]
+        key, raw = token.split("=", 1)
+        if key in _STRING_KEYS:
+            pairs.append((key, raw))
+            continue
         try:
             value = OmegaConf.select(OmegaConf.from_dotlist([token]), key)
         except OmegaConfBaseException as error:
@@ -157,6 +168,18 @@ def load_callable(reference: str, where: str) -> Callable[..., Any]:
     if not callable(function):
         raise TunerError(f"{where}: module '{module_name}' has no function '{attribute}'.")
     return function
+
+
+def _blame_override(line: str, where: str, overrides: Sequence[str]) -> str:
+    """Name the override instead of the file when the problem is in a key the command line set."""
+    for token in overrides:
+        key = token.split("=", 1)[0]
+        for prefix in (f"{where}: {key}: ", f"{where}: {key}.", f"{where}: params.{key.removeprefix('params.')}"):
+            if key != "space" and line.startswith(prefix) and (prefix.endswith(": ") or key.startswith(("params.", "data.", "sampler", "pruner"))):
+                rest = line[len(f"{where}: "):]
+                rest = rest[len(key) + 2:] if rest.startswith(f"{key}: ") else rest
+                return f"override {token}: {rest}"
+    return line
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -230,6 +253,7 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
     check(config["max_concurrent"] is None or _is_int(config["max_concurrent"], 1), "max_concurrent", "must be an integer >= 1 or null (as many as the CPUs allow)")
     check(config["ray"]["address"] is None or isinstance(config["ray"]["address"], str), "ray.address", "must be a Ray address such as auto or ray://HOST:10001")
     check(isinstance(config["data"], Mapping), "data", "must be a mapping")
+    check(isinstance(config["results_dir"], str) and config["results_dir"].strip() != "", "results_dir", "must be a folder path such as results")
     check(isinstance(config["params"], Mapping), "params", "must be a mapping of parameter names to distributions")
     _check_data(config, where, problems)
 
@@ -295,6 +319,12 @@ def _objective_refs(config: dict[str, Any], where: str, problems: list[str]) -> 
         return "", None, ()
     if name in OBJECTIVES:
         builtin = OBJECTIVES[name]
+        if config["evaluate"]:
+            try:
+                load_callable(config["evaluate"], f"{where}: evaluate")
+            except TunerError as error:
+                problems += error.problems
+        _check_builtin_params(builtin, name, config, where, problems)
         return builtin.train, config["evaluate"] or builtin.evaluate, builtin.metrics
     if ":" not in name:
         problems.append(f"{where}: objective: {unknown_name('objective', name, OBJECTIVES)} Or give 'package.module:function'.")
@@ -308,10 +338,26 @@ def _objective_refs(config: dict[str, Any], where: str, problems: list[str]) -> 
     return name, config["evaluate"], ()
 
 
+def _check_builtin_params(builtin, name: str, config: dict[str, Any], where: str, problems: list[str]) -> None:
+    """Reject params a built-in objective never reads, which are most often typos."""
+    if not isinstance(config["params"], Mapping):
+        return
+    for key in config["params"]:
+        if key not in builtin.params:
+            problems.append(
+                f"{where}: params.{key}: the objective '{name}' does not read this parameter."
+                f"{did_you_mean(key, builtin.params)} It reads: {', '.join(builtin.params)}."
+            )
+
+
 def _check_data(config: dict[str, Any], where: str, problems: list[str]) -> None:
     data = config["data"]
+    if config["objective"] in OBJECTIVES and isinstance(data, Mapping) and not data:
+        problems.append(f"{where}: data: missing; the objective '{config['objective']}' needs data. Set data.name (one of {', '.join(DATASETS)}) or data.path.")
+        return
     if not isinstance(data, Mapping) or not data:
         return
+    _check_data_keys(config, data, where, problems)
     name, loader, path = data.get("name"), data.get("loader"), data.get("path")
     if name is not None and name not in DATASETS:
         problems.append(f"{where}: data.name: {unknown_name('data set', name, DATASETS)} Or set data.path to your own file, or data.loader to 'package.module:function'.")
@@ -324,6 +370,20 @@ def _check_data(config: dict[str, Any], where: str, problems: list[str]) -> None
             load_callable(str(loader), f"{where}: data.loader")
         except TunerError as error:
             problems += error.problems
+
+
+def _check_data_keys(config: dict[str, Any], data: Mapping[str, Any], where: str, problems: list[str]) -> None:
+    """Reject data keys that the loader does not read, when the loader is a built-in one."""
+    source = DATASETS.get(data.get("name"))
+    builtin = OBJECTIVES.get(config["objective"])
+    loader = data.get("loader") or (source.loader if source else None) or (builtin.loader if builtin else None)
+    allowed = LOADER_KEYS.get(loader)
+    if allowed is None:
+        return
+    allowed = set(allowed) | {"name", "path", "dir", "loader"}
+    for key in data:
+        if key not in allowed:
+            problems.append(f"{where}: data.{key}: {unknown_name('data setting', key, allowed)}")
 
 
 def _named(config: dict[str, Any], key: str, registry: Mapping[str, Any], where: str, problems: list[str]) -> tuple[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tuner.errors import unknown_name
+from tuner.errors import did_you_mean, unknown_name
 
 TYPES = ("float", "int", "categorical")
 _KEYS = {
@@ -169,21 +169,35 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
+# Keys that make a mapping a distribution (or a constant) rather than a group of nested params.
+_SPEC_KEYS = {"type", "value", "low", "high", "log", "step", "choices", "grid", "grid_points", "when"}
+
+
 def _flatten_specs(raw: Mapping[str, Any], prefix: str = ""):
     for key, spec in raw.items():
         name = f"{prefix}{key}"
-        if isinstance(spec, Mapping) and "type" not in spec and "value" not in spec:
+        if isinstance(spec, Mapping) and not _SPEC_KEYS & set(spec) and not _looks_like_typo(spec):
             yield from _flatten_specs(spec, prefix=f"{name}.")
         else:
             yield name, spec
+
+
+def _looks_like_typo(spec: Mapping[str, Any]) -> bool:
+    """A mapping of scalars with a key close to 'type' is a misspelt distribution, not a group."""
+    return any(did_you_mean(key, ["type"]) for key in spec) and not any(isinstance(v, Mapping) for v in spec.values())
 
 
 def _parse_param(name: str, spec: Any, where: str, need_grid: bool, problems: list[str]) -> Param | None:
     at = f"{where}: params.{name}"
     if not isinstance(spec, Mapping):
         return Param(name, value=spec)
-    if "type" not in spec:
+    if "type" not in spec and "value" in spec:
         return Param(name, value=spec["value"], condition=_parse_condition(spec, at, problems))
+    if "type" not in spec:
+        typos = [key for key in spec if key not in _SPEC_KEYS and did_you_mean(key, ["type"])]
+        hint = f" '{typos[0]}' is not a key; did you mean 'type'?" if typos else ""
+        problems.append(f"{at}: missing 'type'.{hint} Add 'type: float', 'int' or 'categorical', or 'value:' for a constant.")
+        return None
 
     kind = spec["type"]
     if kind not in TYPES:

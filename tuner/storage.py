@@ -27,7 +27,11 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         raise TunerError(f"storage: invalid database URL '{mask_url(url)}'. Use for example sqlite:///results/tuner.db or postgresql://user@host/db.") from None
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise TunerError(f"storage: cannot create the folder '{folder}' for the SQLite file ({error.strerror}). Pick a writable path.") from None
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     else:
         engine_kwargs = {"pool_pre_ping": True, "pool_recycle": 3600}
@@ -35,6 +39,17 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except Exception as error:  # SQLAlchemy raises many driver-specific types here.
         raise TunerError(f"storage: cannot open '{mask_url(url)}': {type(error).__name__}: {str(error).splitlines()[0]}") from None
+
+
+def existing_sqlite(url: str) -> bool:
+    """Return False for a SQLite URL whose file does not exist (True for other databases)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return True
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return True
+    return Path(parsed.database).expanduser().is_file()
 
 
 def new_study_name(space: str, storage: optuna.storages.BaseStorage, now: dt.datetime | None = None) -> str:
