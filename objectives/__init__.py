@@ -59,6 +59,15 @@ OBJECTIVES: dict[str, BuiltinObjective] = {
         loader="objectives.tables:load_table",
         params=(*TRAINING_PARAMS, "depth", "width", "dropout"),
     ),
+    "forecaster": BuiltinObjective(
+        train="objectives.energy:train",
+        evaluate="objectives.energy:evaluate",
+        metrics=("val_mape", "val_mae", "val_loss", "train_loss", "val_naive_mape"),
+        description="MLP or 1D-CNN forecast of an hourly series, compared with the seasonal-naive forecast",
+        loader="objectives.series:load_series",
+        params=("lr", "optimizer", "beta1", "beta2", "momentum", "nesterov", "weight_decay", "batch_size",
+                "depth", "width", "dropout", "lookback", "model", "loss"),
+    ),
 }
 
 DATASETS: dict[str, DataSource] = {
@@ -77,11 +86,18 @@ DATASETS: dict[str, DataSource] = {
         defaults={"sep": " ", "header": "none", "target": 20, "positive": 2, "cost_fn": 5, "cost_fp": 1},
         description="Statlog German credit, 1000 applicants, 20 attributes (13 categorical); class 2 (bad) is positive",
     ),
+    "pjme": DataSource(
+        loader="objectives.series:load_series",
+        file="PJME_hourly.csv",
+        defaults={"time": "Datetime", "target": "PJME_MW", "time_format": "%Y-%m-%d %H:%M:%S"},
+        description="PJM East hourly electricity load in MW, 2002-01-01 to 2018-08-03, 145 366 rows",
+    ),
 }
 
 # The data settings each built-in loader reads, besides name, path, dir and loader.
 LOADER_KEYS: dict[str, tuple[str, ...]] = {
     "objectives.data:load_breast_cancer": SPLIT_KEYS,
     "objectives.images:load_images": (*SPLIT_KEYS, "size", "channels", "url"),
+    "objectives.series:load_series": ("time", "target", "time_format", "duplicates", "horizon", "lookback", "val_fraction", "test_fraction"),
     "objectives.tables:load_table": (*SPLIT_KEYS, "target", "sep", "header", "positive", "categorical", "class_weights", "cost_fn", "cost_fp"),
 }

@@ -12,6 +12,8 @@ from tuner.runner import _RAY_ENV
 
 
 DATA_DIR = Path(os.environ.get("TUNER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+# The product finds named data sets through the same variable, in this process and in Ray workers.
+os.environ["TUNER_DATA_DIR"] = str(DATA_DIR)
 
 
 @pytest.fixture(scope="session")
@@ -65,10 +67,12 @@ def steady(trial):
 
 
 def flaky(trial):
-    """x == 2 raises; x == 3 diverges at epoch 2; the others report x."""
+    """x == 2 raises; x == 3 diverges at epoch 2; x == 5 runs out of memory; the others report x."""
     for epoch in range(1, trial.max_epochs + 1):
         if trial.params["x"] == 2:
             raise ValueError("bad x 2")
+        if trial.params["x"] == 5:
+            raise MemoryError("cannot allocate 80 GiB")
         value = math.nan if trial.params["x"] == 3 and epoch == 2 else float(trial.params["x"])
         trial.report(epoch, score=value)
 
@@ -81,6 +85,11 @@ def slow(trial):
         trial.report(epoch, score=float(trial.params["x"]))
         if epoch == 1:
             notify_started()
+
+
+def silent(trial):
+    """Train without ever calling report()."""
+    return None
 
 
 def always_fails(trial):

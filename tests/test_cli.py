@@ -72,7 +72,9 @@ def test_two_runs_make_two_studies(tmp_path):
 def test_spaces_lists_builtin(tmp_path):
     done = tuner("spaces", cwd=tmp_path)
     assert done.returncode == 0
-    assert done.stdout.split()[:3] == ["adam_medical", "tabular_classifier", "val_auc"]
+    rows = {line.split()[0]: line.split()[1:3] for line in done.stdout.splitlines()}
+    assert rows["adam_medical"] == ["tabular_classifier", "val_auc"]
+    assert rows["adam_energy"] == ["forecaster", "val_mape"]
 
 
 def test_show_prints_resolved_settings(tmp_path):

@@ -48,17 +48,18 @@ def storage_of(workdir):
     return f"sqlite:///{workdir}/results/tuner.db"
 
 
-def test_sigint_records_open_trials(workdir):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_records_open_trials(workdir, signum, code):
     write_helper_space(workdir, "slow", "slow", None, max_epochs=30, n_trials=6, pruner="none", sampler="random")
     fifo = workdir / "started"
     os.mkfifo(fifo)
     process = start_tuner(workdir, "space=slow", epoch_s="0.3", fifo=fifo)
     wait_until_training(fifo, process)
 
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     out, err = process.communicate()
 
-    assert process.returncode == 130, err
+    assert process.returncode == code, err
     trials = load_only_study(storage_of(workdir)).trials
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     interrupted = [t for t in trials if t.state == TrialState.FAIL]

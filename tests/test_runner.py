@@ -78,7 +78,7 @@ def test_pruned_trials_are_pruned_with_epochs(ray_local, workdir):
 
 
 def test_failed_and_diverged_trials_do_not_stop_study(ray_local, workdir):
-    write_helper_space(workdir, "flaky", "flaky", [1, 2, 3, 4], max_epochs=3, sampler="grid", pruner="none")
+    write_helper_space(workdir, "flaky", "flaky", [1, 2, 3, 4, 5], max_epochs=3, sampler="grid", pruner="none")
     settings, result = run_space("space=flaky")
     by_x = {t.params["x"]: t for t in load_only_study(settings.storage).trials}
 
@@ -90,8 +90,10 @@ def test_failed_and_diverged_trials_do_not_stop_study(ray_local, workdir):
     assert by_x[3].user_attrs["fail_reason"] == "diverged"
     assert by_x[3].user_attrs["error"] == "TrialDiverged: score is nan at epoch 2"
     assert sorted(by_x[3].intermediate_values) == [1]
+    assert by_x[5].state == TrialState.FAIL
+    assert by_x[5].user_attrs["fail_reason"] == "out of memory"
     assert by_x[1].state == by_x[4].state == TrialState.COMPLETE
-    assert result.counts == {"COMPLETE": 2, "PRUNED": 0, "FAIL": 2}
+    assert result.counts == {"COMPLETE": 2, "PRUNED": 0, "FAIL": 3}
     assert result.best.number == by_x[4].number
     assert result.best.note == "no test split in the data"
 
@@ -105,3 +107,14 @@ def test_same_seed_same_params(ray_local, workdir, sampler):
         sequences.append([t.params for t in load_only_study(settings.storage).trials])
     assert sequences[0] == sequences[1]
     assert sequences[0] != sequences[2]
+
+
+def test_objective_without_reports_fails_trial(ray_local, workdir):
+    write_helper_space(workdir, "silent", "silent", [1, 2], max_epochs=2, sampler="grid", pruner="none")
+    settings, result = run_space("space=silent")
+    trials = load_only_study(settings.storage).trials
+
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert {t.user_attrs["fail_reason"] for t in trials} == {"no report"}
+    assert trials[0].user_attrs["error"] == "the objective reported no 'score'"
+    assert result.best is None

@@ -1,7 +1,11 @@
+import os
+
 import pytest
 from optuna.trial import TrialState
 
-from conftest import load_only_study
+from conftest import DATA_DIR, load_only_study
+from objectives import DATASETS
+from tuner.cli import main
 from tuner.catalog import available_spaces
 from tuner.runner import run
 from tuner.samplers import create_sampler, effective_options, sampler_options
@@ -29,8 +33,19 @@ def test_each_sampler_records_itself(ray_local, workdir, sampler):
     assert recorded == {"name": sampler, "seed": 11, **effective_options(sampler, {})}
 
 
+def skip_without_data(space):
+    """Skip a space whose data file is not in TUNER_DATA_DIR (CI requires the folder, so there it fails)."""
+    settings = load_settings([f"space={space}"])
+    source = DATASETS.get(settings.data.get("name"))
+    if source is not None and source.file is not None and not (DATA_DIR / source.file).exists():
+        if os.environ.get("TUNER_REQUIRE_DATA") == "1":
+            pytest.fail(f"{source.file} not found in {DATA_DIR}")
+        pytest.skip(f"{source.file} not found in {DATA_DIR}; set TUNER_DATA_DIR to the data folder")
+
+
 @pytest.mark.parametrize("space", sorted(available_spaces()))
 def test_every_shipped_space_runs(ray_local, workdir, space):
+    skip_without_data(space)
     study = run_study(f"space={space}", "n_trials=3", *SMALL)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     assert study.user_attrs["space"] == space
@@ -76,3 +91,22 @@ def test_sampler_options_exclude_callables():
     assert "n_startup_trials" in sampler_options("tpe")
     assert sampler_options("grid") == []
     assert create_sampler("tpe", {"n_startup_trials": 3}, seed=1)._n_startup_trials == 3
+
+
+@pytest.mark.parametrize("space", sorted(available_spaces()))
+def test_show_every_shipped_space(space, capsys):
+    assert main(["show", f"space={space}"]) == 0
+    out = capsys.readouterr().out
+    assert f"space: {space}" in out
+    assert "# active params:" in out
+
+
+@pytest.mark.parametrize("pruner", ["asha", "hyperband", "median", "none"])
+def test_each_pruner_records_states(ray_local, workdir, pruner):
+    study = run_study("space=adam_medical", "n_trials=6", "max_epochs=4", f"pruner={pruner}", "max_concurrent=1")
+    assert len(study.trials) == 6
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert study.user_attrs["pruner"]["name"] == pruner
+    for trial in study.trials:
+        epochs = 4 if trial.state == TrialState.COMPLETE else trial.user_attrs["pruned_at_epoch"]
+        assert sorted(trial.intermediate_values) == list(range(1, epochs + 1))

@@ -89,9 +89,9 @@ def test_override_without_equals():
     ("pruner.reduction_factor=1", "must be > 1; got 1."),
     ("sampler.n_startup=3", "unknown setting for sampler 'tpe'. Allowed: consider_endpoints, consider_magic_clip, consider_prior, constant_liar, group, multivariate, n_ei_candidates, n_startup_trials, prior_weight, warn_independent_sampling."),
     ("metric=val_aucc", "unknown metric 'val_aucc'. Did you mean 'val_auc'? Allowed: train_loss, val_acc, val_auc, val_loss."),
-    ("objective=tabular", "unknown objective 'tabular'. Did you mean 'tabular_classifier'? Allowed: credit_classifier, image_classifier, tabular_classifier. Or give 'package.module:function'."),
+    ("objective=tabular", "unknown objective 'tabular'. Did you mean 'tabular_classifier'? Allowed: credit_classifier, forecaster, image_classifier, tabular_classifier. Or give 'package.module:function'."),
     ("objective=nowhere.mod:fn", "cannot import module 'nowhere.mod' (No module named 'nowhere'). Check the name and that it is on PYTHONPATH."),
-    ("data.name=mnist", "unknown data set 'mnist'. Allowed: breast_cancer, german_credit, pneumoniamnist. Or set data.path to your own file, or data.loader to 'package.module:function'."),
+    ("data.name=mnist", "unknown data set 'mnist'. Allowed: breast_cancer, german_credit, pjme, pneumoniamnist. Or set data.path to your own file, or data.loader to 'package.module:function'."),
     ("storage=results.db", "must be a database URL such as sqlite:///results/tuner.db; got 'results.db'."),
     ("params.lr.low=0", "must be > 0 when 'log' is true; got 0.0. Use a positive bound such as 1.0e-5."),
 ])

@@ -34,7 +34,7 @@ CASES = [
     ("depth: {type: int, low: 1, high: 4}", ["pruner=medan"],
      "unknown pruner 'medan'. Did you mean 'median'? Allowed: asha, hyperband, median, none."),
     ("depth: {type: int, low: 1, high: 4}", ["objective=tabular_clasifier"],
-     "unknown objective 'tabular_clasifier'. Did you mean 'tabular_classifier'? Allowed: credit_classifier, image_classifier, tabular_classifier. Or give 'package.module:function'."),
+     "unknown objective 'tabular_clasifier'. Did you mean 'tabular_classifier'? Allowed: credit_classifier, forecaster, image_classifier, tabular_classifier. Or give 'package.module:function'."),
     ("depth: {type: int, low: 1, high: 4, lw: 2}", [],
      "params.depth: unknown key for a int parameter 'lw'. Did you mean 'low'? Allowed: high, log, low, step, type, when."),
     ("lr: {type: float, low: 0.001, high: 0.1}", ["sampler=grid"],

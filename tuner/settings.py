@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
 _NESTED_KEYS = {"resources": {"cpu", "gpu"}, "ray": {"address"}}
 # Keys whose override value is taken as typed: URLs and paths such as
 # sqlite:///:memory: would otherwise be read as YAML mappings.
-_STRING_KEYS = {"storage", "study", "ray.address", "data.path", "data.dir", "data.loader", "objective", "evaluate", "results_dir", "space"}
+_STRING_KEYS = {"storage", "study", "ray.address", "data.path", "data.dir", "data.loader", "data.time_format", "objective", "evaluate", "results_dir", "space"}
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
             continue
         try:
             value = OmegaConf.select(OmegaConf.from_dotlist([token]), key)
-        except OmegaConfBaseException as error:
+        except (OmegaConfBaseException, yaml.YAMLError) as error:
             raise TunerError(f"invalid override '{token}': {str(error).splitlines()[0]}") from None
         value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         if key == "data" and not isinstance(value, Mapping):
