@@ -48,7 +48,7 @@ def tuner_loop(model: nn.Module, data: Split, batch_size: int) -> None:
 
 
 def plain_loop(model: nn.Module, data: Split, batch_size: int) -> None:
-    """The loop a PyTorch user writes over tensors already in memory."""
+    """Train one epoch as a PyTorch user writes it over tensors already in memory."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
@@ -61,7 +61,7 @@ def plain_loop(model: nn.Module, data: Split, batch_size: int) -> None:
 
 
 def dataloader_loop(model: nn.Module, data: Split, batch_size: int) -> None:
-    """The loop of Optuna's and PyTorch's tutorials: a shuffled DataLoader over a TensorDataset."""
+    """Train one epoch as Optuna's and PyTorch's tutorials do, with a shuffled DataLoader over a TensorDataset."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     model.train()

@@ -36,10 +36,10 @@ MEDMNIST_FILES: dict[str, tuple[str, str]] = {
 def load_images(settings: Mapping[str, Any]) -> Dataset:
     """Load an image data set from a MedMNIST-style .npz file or an image folder.
 
-    Settings: `path` (a .npz file or a folder with one subfolder per class),
-    or `name` (a named data set found in the data folders, downloaded when
-    missing), `size` (side in pixels; images are resized to it), `channels`
-    (1 or 3; default: those of the data).
+    Settings: `path` is a .npz file or a folder with one subfolder per class.
+    Without it, `name` names a data set in the data folders, downloaded when
+    missing. `size` is the side in pixels that images are resized to, and
+    `channels` is 1 or 3 (default: those of the data).
     """
     path = _find(settings)
     if path.is_dir():

@@ -69,7 +69,7 @@ def _run(overrides: Sequence[str], stderr: Console) -> int:
 
 
 def _print_failures(settings, result) -> None:
-    """Group identical trial errors with counts, and say where the first traceback is."""
+    """Print identical trial errors grouped with counts, and where the first traceback is stored."""
     if result.stop_reason:
         why = f"{settings.max_consecutive_failures} trials failed in a row"
     else:

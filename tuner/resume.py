@@ -85,8 +85,8 @@ def _owner_alive(owner: str) -> bool:
     host, _, rest = owner.partition(":")
     pid_text, _, start = rest.partition(":")
     if host != socket.gethostname():
-        # NOTE: a trial owned by another host cannot be checked from here, so
-        # it counts as stale; two hosts resuming one study at once is not supported.
+        # NOTE: a trial owned by another host cannot be checked from here, so it counts as stale.
+        # Two hosts resuming one study at the same time are therefore not supported.
         return False
     try:
         pid = int(pid_text)

@@ -376,7 +376,11 @@ def _check_data_keys(config: dict[str, Any], data: Mapping[str, Any], where: str
     """Reject data keys that the loader does not read, when the loader is a built-in one."""
     source = DATASETS.get(data.get("name"))
     builtin = OBJECTIVES.get(config["objective"])
-    loader = data.get("loader") or (source.loader if source else None) or (builtin.loader if builtin else None)
+    loader = data.get("loader")
+    if loader is None and source is not None:
+        loader = source.loader
+    if loader is None and builtin is not None:
+        loader = builtin.loader
     allowed = LOADER_KEYS.get(loader)
     if allowed is None:
         return

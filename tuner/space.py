@@ -183,7 +183,7 @@ def _flatten_specs(raw: Mapping[str, Any], prefix: str = ""):
 
 
 def _looks_like_typo(spec: Mapping[str, Any]) -> bool:
-    """A mapping of scalars with a key close to 'type' is a misspelt distribution, not a group."""
+    """Return True for a mapping of scalars with a key close to 'type': a misspelt distribution, not a group."""
     return any(did_you_mean(key, ["type"]) for key in spec) and not any(isinstance(v, Mapping) for v in spec.values())
 
 

@@ -20,7 +20,7 @@ TOO_MANY_FAILURES = "too many failures"
 class RunStopper(Stopper):
     """Ends the whole run when the time budget is spent, a signal arrives, or failures pile up.
 
-    Ray Tune asks `stop_all` on every step of its loop; the searcher reads
+    Ray Tune calls `stop_all` on every step of its loop. The searcher reads
     `reason` to record the trials that the stop cut short.
     """
 
