@@ -16,9 +16,9 @@ def tuner(*args, cwd):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["run", "space=nope"], "error: unknown space 'nope'. Available: adam_medical"),
-    (["run", "space=adam_medical", "n_trails=5"], "error: override n_trails=5: unknown key 'n_trails'. Did you mean 'n_trials'? Allowed: data,"),
-    (["run", "space=adam_medical", "params.lr.low=-1"], "error: search_spaces/adam_medical.yaml: params.lr.low: must be > 0 when 'log' is true; got -1.0."),
+    (["run", "space=nope"], "error: unknown space 'nope'. Available: adam_credit, adam_energy, adam_medical"),
+    (["run", "space=adam_medical", "n_trails=5"], "error: override n_trails=5: unknown key 'n_trails'. Did you mean 'n_trials'? Allowed: cv, data,"),
+    (["run", "space=adam_medical", "params.lr.low=-1"], "error: override params.lr.low=-1: must be > 0 when 'log' is true; got -1.0."),
     (["run", "space=adam_medical", "n_trials"], "error: invalid argument 'n_trials': expected key=value"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, args, expected):
