@@ -22,6 +22,7 @@ _COMMANDS = {
     "run": "tune a search space: tuner run space=NAME [key=value ...]",
     "show": "print the resolved settings of a space: tuner show space=NAME [key=value ...]",
     "spaces": "list the available search spaces",
+    "best": "print the best params of a study: tuner best space=NAME|study=NAME [storage=URL] [format=json|yaml|env|overrides]",
     "dashboard": "open the Optuna dashboard on a storage: tuner dashboard [storage=URL] [port=8080]",
 }
 
@@ -142,7 +143,24 @@ def _dashboard(overrides: Sequence[str], stderr: Console) -> int:
     return 0
 
 
-_COMMAND_FUNCTIONS = {"run": _run, "show": _show, "spaces": _spaces, "dashboard": _dashboard}
+def _best(overrides: Sequence[str], stderr: Console) -> int:
+    from tuner.best import best_record, format_best
+    from tuner.settings import DEFAULT_STORAGE, parse_overrides
+
+    options = dict(parse_overrides(overrides))
+    unknown = set(options) - {"study", "space", "storage", "format"}
+    if unknown:
+        raise TunerError(f"'tuner best' accepts study, space, storage and format; got {', '.join(sorted(unknown))}.")
+    record = best_record(
+        study=None if options.get("study") is None else str(options["study"]),
+        space=None if options.get("space") is None else str(options["space"]),
+        storage=str(options.get("storage", DEFAULT_STORAGE)),
+    )
+    print(format_best(record, str(options.get("format", "json"))))
+    return 0
+
+
+_COMMAND_FUNCTIONS = {"run": _run, "show": _show, "spaces": _spaces, "best": _best, "dashboard": _dashboard}
 
 
 def _print_summary(settings, result) -> None:

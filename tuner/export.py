@@ -94,6 +94,7 @@ def write_best(settings: Settings, study: optuna.Study, best: BestResult) -> Pat
     }
     if best.note:
         record["note"] = best.note
+    study.set_user_attr("best_test_metrics", best.test_metrics)
     path.write_text(json.dumps(_plain(record), indent=2) + "\n", encoding="utf-8")
     return path
 

@@ -151,8 +151,6 @@ def parse_space(raw: Mapping[str, Any], *, where: str, need_grid: bool = False) 
     problems: list[str] = []
     params = [_parse_param(name, spec, where, need_grid, problems) for name, spec in _flatten_specs(raw)]
     params = [p for p in params if p is not None]
-    if not any(not p.is_constant for p in params) and not problems:
-        problems.append(f"{where}: params: no parameter to tune; add at least one with 'type: float', 'int' or 'categorical'.")
     ordered = _order_by_condition(params, where, problems)
     return SearchSpace(tuple(ordered)), problems
 
