@@ -70,7 +70,7 @@ def locate(settings: Mapping[str, Any], file_name: str | None) -> Path:
     """Find the data file: data.path as given, else `file_name` in the data folders.
 
     Raises:
-        TunerError: The file is not there; the message says where to put it.
+        TunerError: The file is not there. The message lists the folders to put it in.
     """
     if settings.get("path"):
         path = Path(str(settings["path"])).expanduser()

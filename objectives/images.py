@@ -18,7 +18,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.nn import functional as F
 
-from objectives.data import DATA_DIR_ENV, Dataset, Split, data_dirs, fingerprint, split_settings
+from objectives.data import DATA_DIR_ENV, Dataset, Split, data_dirs, fingerprint, locate, split_settings
 from tuner.errors import TunerError
 
 logger = logging.getLogger(__name__)
@@ -72,20 +72,15 @@ def download(url: str, md5: str, target: Path) -> Path:
 
 
 def _find(settings: Mapping[str, Any]) -> Path:
-    if settings.get("path"):
-        path = Path(str(settings["path"])).expanduser()
-        if not path.exists():
-            raise TunerError(f"data.path: '{path}' not found. Give a .npz file or a folder with one subfolder per class.")
-        return path
+    """Locate the data; a missing MedMNIST file with a known record is downloaded into the first data folder."""
     file_name = f"{settings.get('name')}.npz"
-    folders = data_dirs(settings)
-    for folder in folders:
-        if (folder / file_name).is_file():
-            return folder / file_name
-    if file_name not in MEDMNIST_FILES:
-        raise TunerError(f"data: '{file_name}' not found in {', '.join(map(str, folders))}. Put it there or give data.path.")
-    url, md5 = settings.get("url") or MEDMNIST_FILES[file_name][0], MEDMNIST_FILES[file_name][1]
-    return download(url, md5, folders[0] / file_name)
+    if settings.get("path") or file_name not in MEDMNIST_FILES:
+        return locate(settings, file_name)
+    try:
+        return locate(settings, file_name)
+    except TunerError:
+        url, md5 = settings.get("url") or MEDMNIST_FILES[file_name][0], MEDMNIST_FILES[file_name][1]
+        return download(url, md5, data_dirs(settings)[0] / file_name)
 
 
 def _from_npz(path: Path, settings: Mapping[str, Any]) -> Dataset:
