@@ -142,7 +142,8 @@ class StudySearcher(Searcher):
         if reason in _RUN_STOPS:
             return
         self.errors[error] += 1
-        self.first_failed.setdefault(error, trial.number)
+        # Parallel trials can fail out of order; the lowest number is the one to look at first.
+        self.first_failed[error] = min(self.first_failed.get(error, trial.number), trial.number)
         self._consecutive_failures += 1
         limit = self.max_consecutive_failures
         if limit is not None and self._consecutive_failures >= limit and self.stopper is not None:
