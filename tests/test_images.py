@@ -134,6 +134,6 @@ def test_augment_flip_mirrors_some_images():
     images = torch.randn(64, 1, 6, 6)
     out = augment_batch(images, torch.Generator().manual_seed(0), flip=True, max_shift=0)
     mirrored = [torch.equal(o, i.flip(-1)) for o, i in zip(out, images)]
-    kept = [torch.equal(o, i) for o, i in zip(out, images)]
-    assert all(m or k for m, k in zip(mirrored, kept))
+    unchanged = [torch.equal(o, i) for o, i in zip(out, images)]
+    assert all(m or u for m, u in zip(mirrored, unchanged))
     assert 10 < sum(mirrored) < 54

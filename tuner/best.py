@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from tuner.errors import TunerError, unknown_name
 from tuner.settings import DEFAULT_STORAGE
-from tuner.storage import existing_sqlite, mask_url, open_storage
+from tuner.storage import existing_sqlite, mask_url, newest_study, open_storage
 
 FORMATS = ("json", "yaml", "env", "overrides")
 ENV_PREFIX = "TUNER_PARAM_"
@@ -74,10 +74,10 @@ def format_best(record: dict[str, Any], fmt: str) -> str:
 def _newest_study(backend: optuna.storages.BaseStorage, space: str | None, storage: str) -> str:
     if space is None:
         raise TunerError("missing 'study' or 'space'. Name the study with study=NAME, or space=NAME for its newest study.")
-    studies = [s for s in backend.get_all_studies() if s.user_attrs.get("space") == space]
-    if not studies:
+    name = newest_study(backend, space)
+    if name is None:
         raise TunerError(f"space: no study of space '{space}' in {mask_url(storage)}. Run one with tuner run space={space}.")
-    return max(studies, key=lambda s: s._study_id).study_name
+    return name
 
 
 def _literal(value: Any) -> str:

@@ -72,10 +72,10 @@ def _run(overrides: Sequence[str], stderr: Console) -> int:
 def _print_failures(settings, result) -> None:
     """Print identical trial errors grouped with counts, and where the first traceback is stored."""
     if result.stop_reason:
-        why = f"{settings.max_consecutive_failures} trials failed in a row"
+        cause = f"{settings.max_consecutive_failures} trials failed in a row"
     else:
-        why = "every trial failed"
-    print(f"error: the run stopped because {why}. Errors, grouped:", file=sys.stderr)
+        cause = "every trial failed"
+    print(f"error: the run stopped because {cause}. Errors, grouped:", file=sys.stderr)
     for error, count in sorted(result.errors.items(), key=lambda item: -item[1]):
         print(f"error:   {count} x {error} (first in trial {result.first_failed[error]})", file=sys.stderr)
     if result.first_failed:

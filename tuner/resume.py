@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from tuner.errors import TunerError
 from tuner.settings import Settings
-from tuner.storage import mask_url
+from tuner.storage import mask_url, newest_study
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +22,13 @@ STALE = "stale"
 
 def latest_study(storage: optuna.storages.BaseStorage, settings: Settings) -> str:
     """Return the name of the newest study of the settings' space in the storage."""
-    studies = [s for s in storage.get_all_studies() if s.user_attrs.get("space") == settings.space]
-    if not studies:
+    name = newest_study(storage, settings.space)
+    if name is None:
         raise TunerError(
             f"resume: no study of space '{settings.space}' in {mask_url(settings.storage)}. "
             "Drop resume=true to start one, or name it with study=NAME."
         )
-    return max(studies, key=lambda s: s._study_id).study_name
+    return name
 
 
 def check_matches(study: optuna.Study, settings: Settings, data: Any) -> None:

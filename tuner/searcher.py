@@ -14,7 +14,7 @@ from ray.tune.search import Searcher
 
 from tuner.resume import owner_tag
 from tuner.space import SearchSpace
-from tuner.stopping import TIME_BUDGET, TOO_MANY_FAILURES, RunStopper
+from tuner.stopping import INTERRUPTED, TIME_BUDGET, TOO_MANY_FAILURES, RunStopper
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ _MODES = {"maximize": "max", "minimize": "min"}
 OWNER = owner_tag()  # This driver process, stored on each trial so that a resume can tell stale trials.
 REPORTED_KEY = "reported_metrics"  # Comma-separated names of the metrics an objective reported.
 _TRACEBACK_CHARS = 4000  # Tail of a failed trial's traceback kept in the study.
-_RUN_STOPS = {TIME_BUDGET, "interrupted", TOO_MANY_FAILURES}  # Reasons that are not the trial's fault.
+_RUN_STOPS = {TIME_BUDGET, INTERRUPTED, TOO_MANY_FAILURES}  # Reasons that are not the trial's fault.
 
 
 class StudySearcher(Searcher):
@@ -180,8 +180,8 @@ class StudySearcher(Searcher):
         trial.set_user_attr("pruned_reason", reason)
         value = self._last_values.get(trial_id)
         self._tell(trial_id, TrialState.PRUNED)
-        shown = "-" if value is None else f"{value:.6g}"
-        logger.info("Trial %d pruned (%s) at epoch %d with %s=%s; params %s", trial.number, reason, epochs, self.metric, shown, _show(trial.params))
+        value_text = "-" if value is None else f"{value:.6g}"
+        logger.info("Trial %d pruned (%s) at epoch %d with %s=%s; params %s", trial.number, reason, epochs, self.metric, value_text, _show(trial.params))
 
     def _report(self, trial_id: str, result: Mapping[str, Any]) -> None:
         trial = self._trials.get(trial_id)

@@ -55,9 +55,9 @@ def existing_sqlite(url: str) -> bool:
 def new_study_name(space: str, storage: optuna.storages.BaseStorage, now: dt.datetime | None = None) -> str:
     """Return `SPACE-YYYYMMDD-HHMMSS`, with a numeric suffix if that name is taken."""
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    taken = {summary.study_name for summary in storage.get_all_studies()}
+    existing = {summary.study_name for summary in storage.get_all_studies()}
     name, suffix = f"{space}-{stamp}", 2
-    while name in taken:
+    while name in existing:
         name, suffix = f"{space}-{stamp}-{suffix}", suffix + 1
     return name
 
@@ -68,6 +68,14 @@ def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def newest_study(storage: optuna.storages.BaseStorage, space: str) -> str | None:
+    """Return the name of the most recently created study of `space`, or None if it has none."""
+    studies = [s for s in storage.get_all_studies() if s.user_attrs.get("space") == space]
+    if not studies:
+        return None
+    return max(studies, key=lambda s: s._study_id).study_name
 
 
 def mask_url(url: str) -> str:
