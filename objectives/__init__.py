@@ -16,6 +16,8 @@ class BuiltinObjective:
     description: str
     loader: str
     params: tuple[str, ...] = ()
+    # Predictions of the best trial's model for the study report (objectives.predictions).
+    predict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ OBJECTIVES: dict[str, BuiltinObjective] = {
     "tabular_classifier": BuiltinObjective(
         train="objectives.tabular:train",
         evaluate="objectives.tabular:evaluate",
+        predict="objectives.predictions:classifier_predictions",
         metrics=CLASSIFIER_METRICS,
         description="MLP classifier on tabular features",
         loader="objectives.data:load_breast_cancer",
@@ -46,6 +49,7 @@ OBJECTIVES: dict[str, BuiltinObjective] = {
     "image_classifier": BuiltinObjective(
         train="objectives.xray:train",
         evaluate="objectives.xray:evaluate",
+        predict="objectives.predictions:classifier_predictions",
         metrics=CLASSIFIER_METRICS,
         description="CNN classifier on images (MedMNIST .npz files or image folders)",
         loader="objectives.images:load_images",
@@ -54,6 +58,7 @@ OBJECTIVES: dict[str, BuiltinObjective] = {
     "credit_classifier": BuiltinObjective(
         train="objectives.credit:train",
         evaluate="objectives.credit:evaluate",
+        predict="objectives.predictions:classifier_predictions",
         metrics=(*CLASSIFIER_METRICS, "val_cost"),
         description="MLP classifier of credit applicants that also reports the mean cost of its decisions",
         loader="objectives.tables:load_table",
@@ -62,6 +67,7 @@ OBJECTIVES: dict[str, BuiltinObjective] = {
     "forecaster": BuiltinObjective(
         train="objectives.energy:train",
         evaluate="objectives.energy:evaluate",
+        predict="objectives.predictions:forecast_predictions",
         metrics=("val_mape", "val_mae", "val_loss", "train_loss", "val_naive_mape"),
         description="MLP or 1D-CNN forecast of an hourly series, compared with the seasonal-naive forecast",
         loader="objectives.series:load_series",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -13,7 +15,82 @@ from torch import nn
 from objectives.data import Split
 from tuner.context import TrialContext
 
+logger = logging.getLogger(__name__)
+
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
+# Share of a trial's GPU memory that its data set may fill. The rest is left
+# for the model, its activations and the caching allocator.
+DATA_MEMORY_SHARE = 0.5
+_warned: set[str] = set()  # Fallback warnings already logged by this process.
+
+
+class MixedPrecision:
+    """torch.autocast on one device and, for float16, a gradient scaler.
+
+    "bf16" and "fp16" run the forward pass and the loss under autocast with
+    that dtype, and "none" runs in float32. float16 is for CUDA only, so on
+    another device it falls back to float32 with a warning.
+
+    NOTE: the tests run bf16 on CPUs only; the float16 gradient scaler has
+    not run on a GPU yet.
+    """
+
+    def __init__(self, mode: str, device: torch.device) -> None:
+        if mode not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {', '.join(AMP_DTYPES)}; got {mode!r}.")
+        dtype = AMP_DTYPES[mode]
+        if dtype is torch.float16 and device.type != "cuda":
+            _warn_once("fp16", "amp=fp16 needs a CUDA device, but this model trains on %s; training in float32 instead", device)
+            dtype = None
+        self.device_type = device.type
+        self.dtype = dtype
+        self.scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Return the autocast context of the forward pass, or a no-op in float32."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Backpropagate `loss` and step the optimizer, scaling the loss for float16."""
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+
+def place_splits(splits: Sequence[Split], device: torch.device, gpu: float) -> tuple[list[Split], torch.device | None]:
+    """Move the splits to `device` once if they fit there, or else leave them in host memory.
+
+    Returns the splits and the device that each batch must be copied to,
+    which is None when the splits are already on `device`.
+    """
+    if device.type != "cuda":
+        return [split.to(device) for split in splits], None
+    needed = sum(split.x.nbytes + split.y.nbytes for split in splits)
+    free, total = torch.cuda.mem_get_info(device)
+    if fits_on_gpu(needed, free, total, gpu):
+        return [split.to(device) for split in splits], None
+    _warn_once("host data", "The data set (%.0f MiB) does not fit in this trial's share of %s (%.0f MiB free); copying each batch to the GPU instead",
+               needed / 2**20, device, free / 2**20)
+    return list(splits), device
+
+
+def fits_on_gpu(needed: int, free: int, total: int, gpu: float) -> bool:
+    """Return whether `needed` bytes of data may stay on a GPU with `free` of `total` bytes free, for a trial that reserved `gpu` GPUs.
+
+    NOTE: "fits" is an estimate. The data may fill DATA_MEMORY_SHARE of the
+    smaller of the free memory and the trial's share of the GPU (`gpu` times
+    its total memory, because Ray does not divide memory between trials that
+    share a GPU). The model's weights and activations are not measured.
+    """
+    share = total * min(1.0, gpu) if gpu > 0 else total
+    return needed <= DATA_MEMORY_SHARE * min(free, share)
 
 
 def make_optimizer(model: nn.Module, params: Mapping[str, Any]) -> torch.optim.Optimizer:
@@ -57,14 +134,17 @@ def class_weights(labels: torch.Tensor, mode: str) -> torch.Tensor | None:
 def fit_classifier(ctx: TrialContext, model: nn.Module, train: Split, val: Split, transform: Transform | None = None) -> nn.Module:
     """Train `model` for up to `ctx.max_epochs` epochs, reporting validation metrics each epoch.
 
-    Batches are slices of a shuffled index over tensors already on the
-    device, which avoids the per-sample cost of a DataLoader.
+    Batches are slices of a shuffled index over tensors moved to the device
+    once (see `place_splits`), which avoids the per-sample cost of a
+    DataLoader. Training runs under `ctx.amp` mixed precision.
     """
     model.to(ctx.device)
-    train, val = train.to(ctx.device), val.to(ctx.device)
+    (train, val), batch_device = place_splits([train, val], ctx.device, ctx.gpu)
+    precision = MixedPrecision(ctx.amp, ctx.device)
     optimizer = make_optimizer(model, ctx.params)
+    weight = class_weights(train.y, ctx.params.get("class_weight", "none"))
     loss_fn = nn.CrossEntropyLoss(
-        weight=class_weights(train.y, ctx.params.get("class_weight", "none")),
+        weight=None if weight is None else weight.to(ctx.device),
         label_smoothing=float(ctx.params.get("label_smoothing", 0.0)),
     )
     batch_size = int(ctx.params.get("batch_size", 64))
@@ -72,10 +152,10 @@ def fit_classifier(ctx: TrialContext, model: nn.Module, train: Split, val: Split
     scheduler = make_schedule(optimizer, ctx.params.get("schedule", "constant"), ctx.max_epochs)
 
     for epoch in range(1, ctx.max_epochs + 1):
-        train_loss = train_epoch(model, optimizer, loss_fn, train, batch_size, generator, transform)
+        train_loss = train_epoch(model, optimizer, loss_fn, train, batch_size, generator, transform, precision=precision, device=batch_device)
         if scheduler is not None:
             scheduler.step()
-        ctx.report(epoch=epoch, train_loss=train_loss, **evaluate_classifier(model, val, prefix="val_"))
+        ctx.report(epoch=epoch, train_loss=train_loss, **evaluate_classifier(model, val, prefix="val_", precision=precision, device=batch_device))
     return model
 
 
@@ -87,35 +167,51 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     transform: Transform | None = None,
+    precision: MixedPrecision | None = None,
+    device: torch.device | None = None,
 ) -> float:
     """Run one epoch of minibatch training; return the mean training loss.
 
     `transform(x, generator)` augments each batch on its device, if given.
+    With `device`, the data stays where it is and each batch is copied to
+    `device`; without it, the data must be on the model's device already.
     """
     model.train()
-    order = torch.randperm(len(data), generator=generator).to(data.x.device)
-    total = torch.zeros((), device=data.x.device)
-    for start in range(0, len(data), batch_size):
-        rows = order[start:start + batch_size]
+    order = torch.randperm(len(data), generator=generator)
+    if device is None:
+        order = order.to(data.x.device)
+    total = torch.zeros((), device=device or data.x.device)
+    for rows in order.split(batch_size):
+        inputs, labels = _batch(data, rows, device)
+        if transform is not None:
+            inputs = transform(inputs, generator)
         optimizer.zero_grad(set_to_none=True)
-        inputs = data.x[rows] if transform is None else transform(data.x[rows], generator)
-        loss = loss_fn(model(inputs), data.y[rows])
-        loss.backward()
-        optimizer.step()
-        total += loss.detach() * len(rows)
+        with _autocast(precision):
+            loss = loss_fn(model(inputs), labels)
+        if precision is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            precision.backward_step(loss, optimizer)
+        total += loss.detach().float() * len(rows)
     return float(total) / len(data)
 
 
 @torch.no_grad()
-def evaluate_classifier(model: nn.Module, data: Split, prefix: str = "") -> dict[str, float]:
+def evaluate_classifier(
+    model: nn.Module, data: Split, prefix: str = "", precision: MixedPrecision | None = None, device: torch.device | None = None,
+) -> dict[str, float]:
     """Return AUC (one-vs-rest when multi-class), accuracy and cross-entropy loss.
 
-    Accuracy takes the most probable class as the prediction.
+    Accuracy takes the most probable class as the prediction. With `device`,
+    the data stays where it is and is copied to `device` in batches.
     """
     model.eval()
-    logits = model(data.x)
-    loss = nn.functional.cross_entropy(logits, data.y).item()
-    probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
+    with _autocast(precision):
+        logits = model(data.x) if device is None else predict(model, data.x, device=device)
+    logits = logits.float()
+    loss = nn.functional.cross_entropy(logits, data.y.to(logits.device)).item()
+    probabilities = torch.softmax(logits, dim=1).cpu().numpy()
     labels = data.y.cpu().numpy()
     accuracy = float(np.mean(probabilities.argmax(axis=1) == labels))
     return {f"{prefix}auc": _auc(probabilities, labels), f"{prefix}acc": accuracy, f"{prefix}loss": loss}
@@ -184,10 +280,28 @@ def _auc(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device: torch.device | None = None) -> torch.Tensor:
     """Run `model` in eval mode over `x` in batches and concatenate the outputs.
 
-    Batching bounds the memory of wide models on large splits.
+    Batching bounds the memory of wide models on large splits. With
+    `device`, each batch is copied there first.
     """
     model.eval()
-    return torch.cat([model(x[start:start + batch_size]) for start in range(0, len(x), batch_size)])
+    return torch.cat([model(batch if device is None else batch.to(device)) for batch in x.split(batch_size)])
+
+
+def _batch(data: Split, rows: torch.Tensor, device: torch.device | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the inputs and labels of `rows`, copied to `device` if given."""
+    if device is None:
+        return data.x[rows], data.y[rows]
+    return data.x[rows].to(device, non_blocking=True), data.y[rows].to(device, non_blocking=True)
+
+
+def _autocast(precision: MixedPrecision | None) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext() if precision is None else precision.autocast()
+
+
+def _warn_once(key: str, message: str, *args: Any) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message, *args)

@@ -7,7 +7,7 @@ from torch import nn
 
 from objectives.data import Dataset, Split
 from objectives.models import cnn
-from objectives.training import evaluate_classifier, fit_classifier
+from objectives.training import MixedPrecision, evaluate_classifier, fit_classifier, place_splits
 from tuner.context import TrialContext
 
 AUGMENTATIONS = ("none", "shift", "flip_shift")
@@ -15,7 +15,7 @@ MAX_SHIFT = 2  # Pixels; a 28-pixel X-ray tolerates small shifts without losing 
 
 
 def train(ctx: TrialContext) -> nn.Module:
-    """Build a CNN from the params and train it on the image train split."""
+    """Build a CNN from the params and train it on the image train split, in channels-last memory format if `ctx.channels_last`."""
     data: Dataset = ctx.data
     params = ctx.params
     channels, side = data.train.x.shape[1], data.train.x.shape[-1]
@@ -31,12 +31,19 @@ def train(ctx: TrialContext) -> nn.Module:
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {augment!r}.")
     transform = None if augment == "none" else _augmentation(augment == "flip_shift")
-    return fit_classifier(ctx, model, data.train, data.val, transform=transform)
+    train_split, val_split = data.train, data.val
+    if ctx.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        train_split, val_split = _channels_last(train_split), _channels_last(val_split)
+    return fit_classifier(ctx, model, train_split, val_split, transform=transform)
 
 
 def evaluate(model: nn.Module, split: Split, ctx: TrialContext) -> dict[str, float]:
-    """Return AUC, accuracy (most probable class) and loss of a trained CNN on one split."""
-    return evaluate_classifier(model.to(ctx.device), split.to(ctx.device))
+    """Return AUC, accuracy (most probable class) and loss of a trained CNN on one split, in the trial's precision."""
+    if ctx.channels_last:
+        split = _channels_last(split)
+    (split,), batch_device = place_splits([split], ctx.device, ctx.gpu)
+    return evaluate_classifier(model.to(ctx.device), split, precision=MixedPrecision(ctx.amp, ctx.device), device=batch_device)
 
 
 def _augmentation(flip: bool):
@@ -58,6 +65,10 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, flip: bool, 
         return shifted
     mirror = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
     return torch.where(mirror[:, None, None, None], shifted.flip(-1), shifted)
+
+
+def _channels_last(split: Split) -> Split:
+    return Split(split.x.contiguous(memory_format=torch.channels_last), split.y)
 
 
 def _shift(images: torch.Tensor, dx: int, dy: int, pad: int) -> torch.Tensor:

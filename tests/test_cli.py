@@ -17,7 +17,7 @@ def tuner(*args, cwd):
 
 @pytest.mark.parametrize("args, expected", [
     (["run", "space=nope"], "error: unknown space 'nope'. Available: adam_credit, adam_energy, adam_medical"),
-    (["run", "space=adam_medical", "n_trails=5"], "error: override n_trails=5: unknown key 'n_trails'. Did you mean 'n_trials'? Allowed: cv, data,"),
+    (["run", "space=adam_medical", "n_trails=5"], "error: override n_trails=5: unknown key 'n_trails'. Did you mean 'n_trials'? Allowed: amp, channels_last, cv, data,"),
     (["run", "space=adam_medical", "params.lr.low=-1"], "error: override params.lr.low=-1: must be > 0 when 'log' is true; got -1.0."),
     (["run", "space=adam_medical", "n_trials"], "error: invalid argument 'n_trials': expected key=value"),
 ])

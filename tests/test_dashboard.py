@@ -1,7 +1,5 @@
 import io
 import json
-import os
-import shutil
 import socketserver
 import subprocess
 import threading
@@ -10,6 +8,8 @@ from wsgiref.util import setup_testing_defaults
 
 import optuna_dashboard
 import pytest
+
+from browser import find_chromium
 
 from conftest import load_only_study
 from tuner.runner import run
@@ -63,12 +63,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 @pytest.fixture
 def chromium():
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("TUNER_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium not found; install Debian's chromium package")
-        pytest.skip("chromium not found; install Debian's chromium package to run browser tests")
-    return path
+    return find_chromium()
 
 
 def test_dashboard_page_shows_trials(ray_local, workdir, chromium):

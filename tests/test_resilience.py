@@ -131,7 +131,8 @@ def test_resume_different_data_fails(workdir):
 
 def test_time_budget_prunes_running_trials(workdir):
     write_helper_space(workdir, "slow", "slow", None, max_epochs=40, n_trials=20, pruner="none", sampler="random")
-    process = start_tuner(workdir, "space=slow", "time_budget=4s", epoch_s="0.25")
+    # A budget well above Ray's start-up on a loaded machine, so that trials have reported when it ends.
+    process = start_tuner(workdir, "space=slow", "time_budget=15s", epoch_s="0.25")
     out, err = process.communicate()
 
     assert process.returncode == 0, err
@@ -142,7 +143,7 @@ def test_time_budget_prunes_running_trials(workdir):
     assert all(t.state == TrialState.PRUNED for t in cut)
     assert all(len(t.intermediate_values) == t.user_attrs["pruned_at_epoch"] for t in cut)
     first_start = min(t.datetime_start for t in trials)
-    assert all((t.datetime_start - first_start).total_seconds() < 4 for t in trials)
+    assert all((t.datetime_start - first_start).total_seconds() < 15 for t in trials)
     assert "Stopped:  time budget" in out
 
 

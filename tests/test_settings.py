@@ -5,7 +5,7 @@ import pytest
 from tuner.errors import TunerError
 from tuner.settings import load_settings, parse_overrides
 
-ALLOWED_KEYS = "cv, data, description, direction, evaluate, max_concurrent, max_consecutive_failures, max_epochs, metric, n_trials, objective, params, pruner, ray, resources, results_dir, resume, sampler, seed, space, storage, study, time_budget"
+ALLOWED_KEYS = "amp, channels_last, cv, data, description, direction, evaluate, max_concurrent, max_consecutive_failures, max_epochs, metric, n_trials, objective, params, predict, pruner, ray, resources, results_dir, resume, sampler, seed, space, storage, study, time_budget, warm_start"
 
 
 def problems_of(overrides):

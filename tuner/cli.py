@@ -23,6 +23,8 @@ _COMMANDS = {
     "show": "print the resolved settings of a space: tuner show space=NAME [key=value ...]",
     "spaces": "list the available search spaces",
     "best": "print the best params of a study: tuner best space=NAME|study=NAME [storage=URL] [format=json|yaml|env|overrides]",
+    "compare": "compare samplers on one space: tuner compare space=NAME [samplers=grid,random,tpe] [repeats=3] [budget=N] [target=X] [key=value ...]",
+    "report": "write the HTML report of a stored study or comparison: tuner report study=NAME|space=NAME|comparison=NAME [storage=URL] [out=PATH]",
     "dashboard": "open the Optuna dashboard on a storage: tuner dashboard [storage=URL] [port=8080]",
 }
 
@@ -91,6 +93,7 @@ def _show(overrides: Sequence[str], stderr: Console) -> int:
 
     settings = load_settings(overrides)
     resolved = dict(settings.resolved)
+    resolved["storage"] = mask_url(settings.storage)
     resolved["n_trials"] = settings.n_trials
     print(f"# {settings.source}")
     print(yaml.safe_dump(resolved, sort_keys=False).rstrip())
@@ -122,7 +125,8 @@ def _spaces(overrides: Sequence[str], stderr: Console) -> int:
 def _dashboard(overrides: Sequence[str], stderr: Console) -> int:
     from optuna_dashboard import run_server
 
-    from tuner.settings import DEFAULT_STORAGE, parse_overrides
+    from tuner.overrides import parse_overrides
+    from tuner.storage import DEFAULT_STORAGE
     from tuner.storage import existing_sqlite, open_storage
 
     options = dict(parse_overrides(overrides))
@@ -145,7 +149,8 @@ def _dashboard(overrides: Sequence[str], stderr: Console) -> int:
 
 def _best(overrides: Sequence[str], stderr: Console) -> int:
     from tuner.best import best_record, format_best
-    from tuner.settings import DEFAULT_STORAGE, parse_overrides
+    from tuner.overrides import parse_overrides
+    from tuner.storage import DEFAULT_STORAGE
 
     options = dict(parse_overrides(overrides))
     unknown = set(options) - {"study", "space", "storage", "format"}
@@ -160,7 +165,75 @@ def _best(overrides: Sequence[str], stderr: Console) -> int:
     return 0
 
 
-_COMMAND_FUNCTIONS = {"run": _run, "show": _show, "spaces": _spaces, "best": _best, "dashboard": _dashboard}
+def _report(overrides: Sequence[str], stderr: Console) -> int:
+    from tuner.report import report_path, write_study_report
+    from tuner.overrides import parse_overrides
+    from tuner.storage import DEFAULT_STORAGE
+    from tuner.best import load_named_study
+
+    options = dict(parse_overrides(overrides))
+    unknown = set(options) - {"study", "space", "comparison", "storage", "out", "results_dir"}
+    if unknown:
+        raise TunerError(f"'tuner report' accepts study, space, comparison, storage, out and results_dir; got {', '.join(sorted(unknown))}.")
+    storage = str(options.get("storage", DEFAULT_STORAGE))
+    results_dir = Path(str(options.get("results_dir", "results")))
+    if "comparison" in options:
+        from tuner.compare import comparison_trials
+
+        name = str(options["comparison"])
+        trials = comparison_trials(name, storage)
+        print(_write_comparison(name, trials, None, storage, _out_path(options, results_dir / name / "report.html")))
+        return 0
+    study = load_named_study(
+        study=None if options.get("study") is None else str(options["study"]),
+        space=None if options.get("space") is None else str(options["space"]),
+        storage=storage,
+    )
+    print(write_study_report(study, _out_path(options, report_path(results_dir, study.study_name)), storage))
+    return 0
+
+
+def _out_path(options: dict, default: Path) -> Path:
+    out = Path(str(options["out"])) if "out" in options else default
+    if out.is_dir():
+        raise TunerError(f"out: '{out}' is a folder; give the path of the HTML file to write, such as out={out / 'report.html'}.")
+    return out
+
+
+def _compare(overrides: Sequence[str], stderr: Console) -> int:
+    from tuner.compare import plan_comparison, run_comparison, write_trials_csv
+
+    plan = plan_comparison(overrides)
+    first = plan.runs[0][2]
+    print(f"Comparison {plan.name}: samplers {', '.join(plan.samplers)}, {plan.repeats} repeats, "
+          f"{plan.budget} trials per run, {len(plan.runs)} runs", file=sys.stderr)
+    trials = run_comparison(plan, console=stderr)
+    folder = first.results_dir
+    csv = write_trials_csv(trials, folder)
+    report = _write_comparison(plan.name, trials, plan.target, first.storage, folder / "report.html")
+    print(f"Trials:   {csv}")
+    print(f"Report:   {report}")
+    return 0
+
+
+def _write_comparison(name: str, trials, target: float | None, storage: str, path: Path) -> Path:
+    """Analyse a comparison's trials, print the summary and verdict, and write its report."""
+    import pandas as pd
+
+    from tuner.compare_report import write_comparison_report
+    from tuner.compare_stats import analyse
+
+    comparison = analyse(trials, target)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(comparison.summary.to_string(index=False))
+    for line in comparison.verdict:
+        print(line)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    comparison.runs.to_csv(path.parent / "runs.csv", index=False)
+    return write_comparison_report(name, trials, comparison, storage, path)
+
+
+_COMMAND_FUNCTIONS = {"run": _run, "show": _show, "spaces": _spaces, "best": _best, "compare": _compare, "report": _report, "dashboard": _dashboard}
 
 
 def _print_summary(settings, result) -> None:
@@ -181,8 +254,14 @@ def _print_summary(settings, result) -> None:
         else:
             print(f"Test:     not evaluated ({best.note})")
         print(f"Saved:    {result.best_path}")
+    if result.report_path is not None:
+        print(f"Report:   {result.report_path}")
     print(f"Storage:  {mask_url(settings.storage)}")
-    print(f"Dashboard: optuna-dashboard {_absolute_sqlite(mask_url(settings.storage))}")
+    if settings.storage.startswith("sqlite"):
+        print(f"Dashboard: optuna-dashboard {_absolute_sqlite(mask_url(settings.storage))}")
+    else:
+        # The masked URL cannot connect; the user adds the password, or libpq reads it from PGPASSWORD or ~/.pgpass.
+        print(f"Dashboard: tuner dashboard storage={mask_url(settings.storage)}")
 
 
 def _absolute_sqlite(url: str) -> str:

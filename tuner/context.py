@@ -26,9 +26,16 @@ class TrialContext:
         seed: Seed for this trial: the run seed plus the trial number.
         max_epochs: Epoch budget; a trial may stop earlier on its own.
         metric: Name of the metric being optimised; every report includes it.
-        device: The torch device assigned to this trial.
+        device: The torch device assigned to this trial: the GPU that Ray
+            reserved for it, or the CPU.
         cv: Folds of cross-validation on the train and validation rows, or
             None to train on the train split and validate on the validation split.
+        gpu: GPUs reserved for this trial (`resources.gpu`); a fraction
+            shares one GPU with other trials.
+        amp: Mixed precision: "bf16" or "fp16" to train under torch.autocast
+            with that dtype, "none" for float32.
+        channels_last: Whether to store images and convolution weights in
+            channels-last memory format.
     """
 
     params: dict[str, Any]
@@ -39,6 +46,9 @@ class TrialContext:
     metric: str
     device: torch.device
     cv: int | None = None
+    gpu: float = 0.0
+    amp: str = "none"
+    channels_last: bool = False
     _sink: Callable[[dict[str, Any]], None] = field(repr=False, default=lambda metrics: None)
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
 

@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from tuner.diagnostics import summarize
 from tuner.settings import Settings, load_callable
 from tuner.storage import mask_url
 from tuner.trainable import make_context, trial_payload
@@ -30,6 +31,8 @@ class BestResult:
     refit_value: float | None
     note: str = ""
     val_metrics: dict[str, float] = field(default_factory=dict)
+    # Per split ("val", "test"): summaries of the model's predictions (tuner.diagnostics), or why there are none.
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
 def evaluate_best(settings: Settings, study: optuna.Study, data: Any, refit: bool = True) -> BestResult | None:
@@ -66,8 +69,29 @@ def evaluate_best(settings: Settings, study: optuna.Study, data: Any, refit: boo
         logger.warning("Test evaluation of trial %d failed: %s: %s", best.number, type(error).__name__, error)
         return BestResult(**{**base.__dict__, "note": f"test evaluation failed: {type(error).__name__}: {error}"})
     refit_value = ctx.history[-1][settings.metric] if ctx.history else None
+    diagnostics = _diagnose(settings, model, data, ctx)
     logger.info("Best trial %d on the test split: %s", best.number, ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()))
-    return BestResult(**{**base.__dict__, "test_metrics": test_metrics, "refit_value": refit_value})
+    return BestResult(**{**base.__dict__, "test_metrics": test_metrics, "refit_value": refit_value, "diagnostics": diagnostics})
+
+
+def _diagnose(settings: Settings, model: Any, data: Any, ctx: Any) -> dict[str, Any]:
+    """Summarize the retrained model's predictions on the validation and test splits, for the report."""
+    if settings.predict_ref is None:
+        return {"note": "the objective names no predict function"}
+    splits = {"test": data.test}
+    if settings.cv:
+        result: dict[str, Any] = {"val_note": "with cross-validation the validation rows are in the training folds, so only the test split is shown"}
+    else:
+        result = {}
+        splits = {"val": data.val, **splits}
+    predict = load_callable(settings.predict_ref, "predict")
+    for name, split in splits.items():
+        try:
+            result[name] = summarize(predict(model, split, ctx))
+        except Exception as error:  # User code: a failed diagnostic must not lose the finished study.
+            logger.warning("Predictions of the best trial on the %s split failed: %s: %s", name, type(error).__name__, error)
+            result[f"{name}_note"] = f"predictions failed: {type(error).__name__}: {error}"
+    return result
 
 
 def write_best(settings: Settings, study: optuna.Study, best: BestResult) -> Path:
@@ -95,8 +119,24 @@ def write_best(settings: Settings, study: optuna.Study, best: BestResult) -> Pat
     if best.note:
         record["note"] = best.note
     study.set_user_attr("best_test_metrics", best.test_metrics)
+    study.set_user_attr("best_trial", best.number)
+    study.set_user_attr("best_diagnostics", _plain(best.diagnostics))
+    study.set_user_attr("best_note", best.note)
     path.write_text(json.dumps(_plain(record), indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def package_versions() -> dict[str, str]:
+    """Return the versions of the packages that decide a study's results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("tuner", "torch", "optuna", "ray", "numpy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 def _last_metrics(trial: optuna.trial.FrozenTrial) -> dict[str, float]:

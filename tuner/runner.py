@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,8 +15,9 @@ import optuna
 from rich.console import Console
 
 from objectives import DATASETS, OBJECTIVES
+from tuner.cluster import address_source, check_address, check_local_resources, concurrency, ray_address, runtime_env
 from tuner.errors import TunerError
-from tuner.export import BestResult, evaluate_best, write_best
+from tuner.export import BestResult, evaluate_best, package_versions, write_best
 from tuner.pruners import create_pruner
 from tuner.pruners import effective_options as pruner_settings
 from tuner.samplers import create_sampler
@@ -25,6 +25,7 @@ from tuner.samplers import effective_options as sampler_settings
 from tuner.settings import Settings, load_callable
 from tuner.resume import check_matches, done_params, latest_study, reconcile_stale
 from tuner.stopping import INTERRUPTED, RunStopper, catch_signals
+from tuner.warmstart import warm_start_params
 from tuner.storage import mask_url, new_study_name, open_storage, study_exists
 
 logger = logging.getLogger(__name__)
@@ -44,9 +45,6 @@ _RAY_ENV = {
 }
 
 
-RAY_CONNECT_TIMEOUT_S = 5  # Time to wait for a TCP connection to a Ray head before giving up.
-
-
 @dataclass(frozen=True)
 class RunResult:
     """Summary of a finished run: the study, its trial counts and the best trial."""
@@ -61,6 +59,7 @@ class RunResult:
     signal: int | None = None
     errors: dict[str, int] = field(default_factory=dict)
     first_failed: dict[str, int] = field(default_factory=dict)
+    report_path: Path | None = None
 
 
 def load_data(settings: Settings) -> Any:
@@ -79,11 +78,11 @@ def load_data(settings: Settings) -> Any:
     return load_callable(reference, "data.loader")(spec)
 
 
-def run(settings: Settings, console: Console | None = None) -> RunResult:
-    """Tune the search space of `settings` and return the summary.
+def run(settings: Settings, console: Console | None = None, report: bool = True) -> RunResult:
+    """Tune the search space of `settings` and return the summary; with `report`, write the study report.
 
-    Order matters for "nothing written on bad input": data is loaded and
-    Ray is checked before the study row is created.
+    Order matters for "nothing written on bad input": data is loaded, and
+    Ray's address and resources are checked, before the storage is opened.
     """
     console = console or Console(stderr=True)
     started = time.monotonic()
@@ -94,20 +93,28 @@ def run(settings: Settings, console: Console | None = None) -> RunResult:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     data = load_data(settings)
     _check_before_ray(settings)
-    storage = open_storage(settings.storage)
-    resumed = _study_to_resume(settings, storage, data) if settings.resume else None
-    if not settings.resume and settings.study is not None and study_exists(storage, settings.study):
-        raise TunerError(f"study: '{settings.study}' already exists in {mask_url(settings.storage)}. Pick a new name with study=NAME, or add resume=true to continue it.")
+    # Before the storage opens, because open_storage creates a missing SQLite file.
+    warm_start = warm_start_params(settings) if settings.warm_start else None
 
     import ray
 
     started_ray = _start_ray(settings)
-    stopper = RunStopper(settings.time_budget_s)
     try:
+        # Resources are checked before the storage opens, so that a request
+        # the cluster cannot meet creates no database file.
         concurrency = _concurrency(settings)
+        storage = open_storage(settings.storage)
+        resumed = _study_to_resume(settings, storage, data) if settings.resume else None
+        if not settings.resume and settings.study is not None and study_exists(storage, settings.study):
+            raise TunerError(f"study: '{settings.study}' already exists in {mask_url(settings.storage)}. Pick a new name with study=NAME, or add resume=true to continue it.")
+        stopper = RunStopper(settings.time_budget_s)
         if resumed is None:
             study = _create_study(settings, storage, settings.study or new_study_name(settings.space, storage), data)
             plan = _Plan(settings.n_trials, _shuffled_grid(settings) if settings.sampler == "grid" else None)
+            if warm_start is not None:
+                study.enqueue_trial(warm_start)
+                study.set_user_attr("warm_start", {"source": settings.warm_start, "params": warm_start})
+                logger.info("Warm start: trial 0 tries %s from %s", warm_start, settings.warm_start)
         else:
             study, plan = _reopen_study(settings, storage, resumed)
         if settings.sampler == "grid":
@@ -121,12 +128,26 @@ def run(settings: Settings, console: Console | None = None) -> RunResult:
 
     best = evaluate_best(settings, study, data, refit=stopper.reason != INTERRUPTED)
     best_path = write_best(settings, study, best) if best is not None else None
+    report_file = _write_report(settings, study) if report else None
     trials = study.get_trials(deepcopy=False)
     counts = {state: sum(t.state.name == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     return RunResult(
         study.study_name, settings.storage, counts, time.monotonic() - started, best, best_path,
         stop_reason=stopper.reason, signal=stopper.signal, errors=dict(searcher.errors), first_failed=dict(searcher.first_failed),
+        report_path=report_file,
     )
+
+
+def _write_report(settings: Settings, study: optuna.Study) -> Path | None:
+    """Write the study report; a report that fails is logged, because the study itself is safe in the storage."""
+    from tuner.report import report_path, write_study_report
+
+    try:
+        return write_study_report(study, report_path(settings.results_dir, study.study_name), settings.storage)
+    except Exception as error:  # The finished study must not be lost to a plotting error.
+        logger.warning("The study report could not be written: %s: %s. Rebuild it with: tuner report study=%s",
+                       type(error).__name__, error, study.study_name)
+        return None
 
 
 @dataclass(frozen=True)
@@ -177,63 +198,64 @@ def _trial_dirname(trial) -> str:
 
 
 def _check_before_ray(settings: Settings) -> None:
-    """Catch resource requests this machine cannot meet, and unreachable clusters, before anything starts."""
-    if settings.ray_address is None:
-        cpus = os.cpu_count() or 1
-        if settings.cpu > cpus:
-            raise TunerError(f"resources.cpu: {settings.cpu:g} CPUs per trial requested, but this machine has {cpus}. Lower resources.cpu.")
-        if settings.gpu > 0:
-            import torch
-
-            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            if gpus < settings.gpu:
-                raise TunerError(f"resources.gpu: {settings.gpu:g} GPU per trial requested, but this machine has {gpus} GPUs. Set resources.gpu=0 or run on a machine or cluster with GPUs.")
-        return
-    address = settings.ray_address.removeprefix("ray://")
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        return
-    try:
-        with socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S):
-            pass
-    except OSError as error:
-        raise TunerError(f"ray.address: cannot reach '{settings.ray_address}' ({error}). Check that the Ray head is up and the port is right, or drop ray.address to run locally.") from None
+    """Catch resource requests this machine cannot meet, and unusable or unreachable clusters, before anything starts."""
+    address = ray_address(settings)
+    if address is None:
+        check_local_resources(settings)
+    else:
+        check_address(address, address_source(settings))
 
 
 def _start_ray(settings: Settings) -> bool:
+    """Join the cluster of `ray.address` (or $RAY_ADDRESS), else start a private local Ray instance.
+
+    Returns whether this call started Ray, which the caller then shuts down.
+
+    Raises:
+        TunerError: The cluster rejected the connection or could not be joined.
+    """
     import ray
+    from ray.exceptions import AuthenticationError
 
     if ray.is_initialized():
         return False
+    address = ray_address(settings)
     kwargs: dict[str, Any] = {
+        # "local" keeps a cluster started with `ray start` on this machine out of a local run.
+        "address": address or "local",
         "include_dashboard": False,
         "logging_level": logging.WARNING,
         "log_to_driver": False,
         "configure_logging": True,
     }
-    if settings.ray_address:
-        kwargs["address"] = settings.ray_address
+    if address is not None:
+        kwargs["runtime_env"] = runtime_env(settings)
+    source = address_source(settings)
     try:
         ray.init(**kwargs)
+    except AuthenticationError:
+        raise TunerError(
+            f"{source}: the Ray cluster at '{address}' requires its authentication token. Set RAY_AUTH_MODE=token, "
+            "and put the head node's token (`ray get-auth-token` there) in ~/.ray/auth_token or in RAY_AUTH_TOKEN."
+        ) from None
     except (ConnectionError, RuntimeError, ValueError) as error:
-        raise TunerError(f"ray.address: cannot connect to '{settings.ray_address}': {error}. Check that the cluster is up, or drop ray.address to run locally.") from None
+        if address is None:
+            raise TunerError(f"cannot start a local Ray instance: {error}") from None
+        hint = "" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else (
+            " If the cluster uses token authentication, set RAY_AUTH_MODE=token and give its token in ~/.ray/auth_token or RAY_AUTH_TOKEN."
+        )
+        raise TunerError(f"{source}: cannot join the Ray cluster at '{address}': {error}. Check that the cluster is up, or drop {source} to run locally.{hint}") from None
     return True
 
 
 def _concurrency(settings: Settings) -> int:
+    """Return how many trials run at once, from the resources of the live Ray nodes."""
     import ray
 
-    resources = ray.cluster_resources()
-    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
-    if settings.gpu > 0 and gpus < settings.gpu:
-        raise TunerError(f"resources.gpu: {settings.gpu:g} GPU per trial requested, but the Ray cluster has {gpus:g} GPUs. Set resources.gpu=0 or run on a cluster with GPUs.")
-    if cpus < settings.cpu:
-        raise TunerError(f"resources.cpu: {settings.cpu:g} CPUs per trial requested, but the Ray cluster has {cpus:g}. Lower resources.cpu.")
-    fit = int(cpus // settings.cpu)
-    if settings.gpu > 0:
-        fit = min(fit, int(gpus // settings.gpu))
-    logger.debug("Ray cluster resources: %s; %d trials fit at a time", resources, fit)
-    return max(1, min(settings.max_concurrent or fit, settings.n_trials))
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    address = ray_address(settings)
+    where = "the local Ray instance" if address is None else f"the Ray cluster at '{address}'"
+    return concurrency(settings, nodes, where)
 
 
 def _create_study(settings: Settings, storage: optuna.storages.BaseStorage, name: str, data: Any) -> optuna.Study:
@@ -250,6 +272,7 @@ def _create_study(settings: Settings, storage: optuna.storages.BaseStorage, name
     study.set_user_attr("seed", settings.seed)
     study.set_user_attr("n_trials", settings.n_trials)
     study.set_user_attr("max_epochs", settings.max_epochs)
+    study.set_user_attr("versions", package_versions())
     return study
 
 
@@ -288,6 +311,8 @@ def _fit(settings: Settings, study: optuna.Study, data: Any, concurrency: int, c
         ),
         run_config=tune.RunConfig(
             name="ray",
+            # Only the driver writes here. Trials save no checkpoints or
+            # artifacts, so Ray 2.60 needs no storage shared with the nodes.
             storage_path=str((settings.results_dir / study.study_name).resolve()),
             verbose=0,
             stop=stopper,

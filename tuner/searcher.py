@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 _MODES = {"maximize": "max", "minimize": "min"}
 OWNER = owner_tag()  # This driver process, stored on each trial so that a resume can tell stale trials.
 REPORTED_KEY = "reported_metrics"  # Comma-separated names of the metrics an objective reported.
+NODE_ID_KEY = "node_id"  # Ray node id of the worker that ran the trial, added to each report.
+GPU_PEAK_KEY = "gpu_peak_mib"  # Peak GPU memory the trial had allocated, in MiB, added to each report on a GPU.
 _TRACEBACK_CHARS = 4000  # Tail of a failed trial's traceback kept in the study.
 _RUN_STOPS = {TIME_BUDGET, INTERRUPTED, TOO_MANY_FAILURES}  # Reasons that are not the trial's fault.
 
@@ -77,6 +79,7 @@ class StudySearcher(Searcher):
         self._trials: dict[str, optuna.Trial] = {}
         self._epochs: dict[str, int] = {}
         self._last_values: dict[str, float] = {}
+        self._nodes_recorded: set[str] = set()
         self._created = 0
 
     @property
@@ -99,6 +102,7 @@ class StudySearcher(Searcher):
         return {"number": trial.number, "params": self.space.config(params)}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self._record_node(trial_id, result)
         self._report(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -107,6 +111,7 @@ class StudySearcher(Searcher):
             return
         trial = self._trials[trial_id]
         if result:
+            self._record_node(trial_id, result)
             self._report(trial_id, result)
             self._record_last(trial, result)
         value = (result or {}).get(self.metric)
@@ -193,13 +198,25 @@ class StudySearcher(Searcher):
             self._last_values[trial_id] = float(value)
         self._epochs[trial_id] = int(epoch)
 
+    def _record_node(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        """Record which Ray node runs the trial (node id, host name, IP address), once, from its first report."""
+        trial = self._trials.get(trial_id)
+        if trial is None or trial_id in self._nodes_recorded or NODE_ID_KEY not in result:
+            return
+        trial.set_user_attr("node_id", result[NODE_ID_KEY])
+        trial.set_user_attr("node_host", result.get("hostname"))
+        trial.set_user_attr("node_ip", result.get("node_ip"))
+        self._nodes_recorded.add(trial_id)
+
     def _record_last(self, trial: optuna.Trial, result: Mapping[str, Any]) -> None:
         names = str(result.get(REPORTED_KEY, "")).split(",")
         trial.set_user_attr("last_metrics", {name: result[name] for name in names if name in result})
-        trial.set_user_attr("node", result.get("node_ip"))
+        if GPU_PEAK_KEY in result:
+            trial.set_user_attr("gpu_peak_mib", round(float(result[GPU_PEAK_KEY]), 1))
 
     def _tell(self, trial_id: str, state: TrialState, value: float | None = None) -> None:
         trial = self._trials.pop(trial_id)
+        self._nodes_recorded.discard(trial_id)
         self.counts[state.name] += 1
         if state != TrialState.FAIL:
             self._consecutive_failures = 0

@@ -20,10 +20,13 @@ from tuner.errors import TunerError, did_you_mean, unknown_name
 from tuner.pruners import PRUNERS, check_pruner_options
 from tuner.samplers import SAMPLERS, check_sampler_options
 from tuner.space import SearchSpace, parse_space
+from tuner.overrides import parse_overrides
+from tuner.storage import DEFAULT_STORAGE, mask_url
 
-DEFAULT_STORAGE = "sqlite:///results/tuner.db"
 DIRECTIONS = ("maximize", "minimize")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+AMP_MODES = ("bf16", "fp16", "none")  # Mixed precision: autocast to bfloat16 or float16, or float32 throughout.
+CNN_OBJECTIVE = "image_classifier"  # The built-in objective that reads `amp` and `channels_last`.
 
 # Every top-level key a space file or an override may set, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -31,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "description": "",
     "objective": None,
     "evaluate": None,
+    "predict": None,
     "data": {},
     "metric": None,
     "direction": "maximize",
@@ -43,18 +47,18 @@ DEFAULTS: dict[str, Any] = {
     "storage": DEFAULT_STORAGE,
     "study": None,
     "resume": False,
+    "warm_start": None,
     "time_budget": None,
     "max_consecutive_failures": 10,
     "resources": {"cpu": 1, "gpu": 0},
     "max_concurrent": None,
     "ray": {"address": None},
+    "amp": "none",
+    "channels_last": False,
     "results_dir": "results",
     "params": {},
 }
 _NESTED_KEYS = {"resources": {"cpu", "gpu"}, "ray": {"address"}}
-# Keys whose override value is taken as typed: URLs and paths such as
-# sqlite:///:memory: would otherwise be read as YAML mappings.
-_STRING_KEYS = {"storage", "study", "ray.address", "data.path", "data.dir", "data.loader", "data.time_format", "objective", "evaluate", "results_dir", "space"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Settings:
     objective: str
     train_ref: str
     evaluate_ref: str | None
+    predict_ref: str | None
     data: Mapping[str, Any]
     metric: str
     direction: str
@@ -81,12 +86,15 @@ class Settings:
     storage: str
     study: str | None
     resume: bool
+    warm_start: str | None
     time_budget_s: float | None
     max_consecutive_failures: int | None
     cpu: float
     gpu: float
     max_concurrent: int | None
     ray_address: str | None
+    amp: str
+    channels_last: bool
     results_dir: Path
     search_space: SearchSpace = field(repr=False)
     resolved: Mapping[str, Any] = field(repr=False, default_factory=dict)
@@ -116,31 +124,6 @@ def load_settings(overrides: Sequence[str]) -> Settings:
         return _validate(path, config, explicit={key for key, _ in pairs})
     except TunerError as error:
         raise TunerError([_blame_override(line, display_path(path), overrides) for line in error.problems]) from None
-
-
-def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
-    """Parse Hydra-style `key=value` tokens; values are typed by the YAML grammar."""
-    pairs = []
-    for token in overrides:
-        if "=" not in token or token.startswith("="):
-            raise TunerError(f"invalid argument '{token}': expected key=value, such as n_trials=40 or params.lr.high=0.01.")
-        key, raw = token.split("=", 1)
-        if key in _STRING_KEYS:
-            pairs.append((key, raw))
-            continue
-        try:
-            value = OmegaConf.select(OmegaConf.from_dotlist([token]), key)
-        except (OmegaConfBaseException, yaml.YAMLError) as error:
-            raise TunerError(f"invalid override '{token}': {str(error).splitlines()[0]}") from None
-        value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        if key == "data" and not isinstance(value, Mapping):
-            key = "data.name"
-        elif key in ("sampler", "pruner") and not isinstance(value, Mapping):
-            # A new sampler or pruner name drops the file's settings for the old one.
-            value = {"name": value}
-        pairs.append((key, value))
-    # Whole sampler or pruner replacements go first, so that their dotted settings apply on top.
-    return sorted(pairs, key=lambda pair: pair[0] not in ("sampler", "pruner"))
 
 
 def parse_duration(value: object, key: str = "time_budget") -> float | None:
@@ -178,7 +161,8 @@ def _blame_override(line: str, where: str, overrides: Sequence[str]) -> str:
             if key != "space" and line.startswith(prefix) and (prefix.endswith(": ") or key.startswith(("params.", "data.", "sampler", "pruner"))):
                 rest = line[len(f"{where}: "):]
                 rest = rest[len(key) + 2:] if rest.startswith(f"{key}: ") else rest
-                return f"override {token}: {rest}"
+                shown = f"storage={mask_url(token.split('=', 1)[1])}" if key == "storage" else token
+                return f"override {shown}: {rest}"
     return line
 
 
@@ -231,6 +215,7 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
         raise TunerError(problems)
 
     train_ref, evaluate_ref, metrics = _objective_refs(config, where, problems)
+    predict_ref = _predict_ref(config, where, problems)
     check(isinstance(config["metric"], str) and bool(config["metric"]), "metric", "must name the metric to optimise, such as val_auc")
     if metrics and config["metric"] not in metrics and isinstance(config["metric"], str):
         problems.append(f"{where}: metric: {unknown_name('metric', config['metric'], metrics)}")
@@ -239,11 +224,19 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
     check(_is_int(config["max_epochs"], 1), "max_epochs", "must be an integer >= 1")
     check(_is_int(config["seed"], 0), "seed", "must be an integer >= 0")
     check(config["cv"] is None or _is_int(config["cv"], 2), "cv", "must be an integer >= 2 (folds of cross-validation) or null")
-    check(isinstance(config["storage"], str) and "://" in config["storage"], "storage", "must be a database URL such as sqlite:///results/tuner.db")
+    if not (isinstance(config["storage"], str) and "://" in config["storage"]):
+        problems.append(f"{where}: storage: must be a database URL such as sqlite:///results/tuner.db; got {_show(mask_url(str(config['storage'])))}.")
     check(config["study"] is None or (isinstance(config["study"], str) and config["study"].strip() != ""), "study", "must be a non-empty name")
     check(_is_number(config["resources"]["cpu"]) and config["resources"]["cpu"] > 0, "resources.cpu", "must be a number > 0 (CPUs per trial)")
-    check(_is_number(config["resources"]["gpu"]) and config["resources"]["gpu"] >= 0, "resources.gpu", "must be a number >= 0 (GPUs per trial, fractions allowed)")
+    check(_is_number(config["resources"]["gpu"]) and config["resources"]["gpu"] >= 0 and (config["resources"]["gpu"] <= 1 or float(config["resources"]["gpu"]).is_integer()),
+          "resources.gpu", "must be >= 0: a fraction of one GPU such as 0.25, or a whole number of GPUs per trial")
     check(isinstance(config["resume"], bool), "resume", "must be true or false")
+    check(config["warm_start"] is None or (isinstance(config["warm_start"], str) and config["warm_start"].strip() != ""),
+          "warm_start", "must name a study in the storage, or a best.json or YAML file of params")
+    if config["warm_start"] is not None and (config["sampler"] == "grid" or (isinstance(config["sampler"], Mapping) and config["sampler"].get("name") == "grid")):
+        problems.append(f"{where}: warm_start: the grid sampler runs grid points only, so it cannot try a warm-start config first. Drop warm_start or use another sampler.")
+    if config["resume"] is True and config["warm_start"] is not None:
+        problems.append(f"{where}: warm_start: applies to a new study only, but resume=true continues an existing one. Drop warm_start or resume.")
     check(config["max_consecutive_failures"] is None or _is_int(config["max_consecutive_failures"], 1), "max_consecutive_failures", "must be an integer >= 1 or null (never stop)")
     try:
         time_budget_s = parse_duration(config["time_budget"])
@@ -251,7 +244,8 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
         problems.append(f"{where}: {error.problems[0]}")
         time_budget_s = None
     check(config["max_concurrent"] is None or _is_int(config["max_concurrent"], 1), "max_concurrent", "must be an integer >= 1 or null (as many as the CPUs allow)")
-    check(config["ray"]["address"] is None or isinstance(config["ray"]["address"], str), "ray.address", "must be a Ray address such as auto or ray://HOST:10001")
+    check(config["ray"]["address"] is None or isinstance(config["ray"]["address"], str), "ray.address", "must be a Ray address such as auto or HOST:6379")
+    _check_precision(config, where, problems)
     check(isinstance(config["data"], Mapping), "data", "must be a mapping")
     check(isinstance(config["results_dir"], str) and config["results_dir"].strip() != "", "results_dir", "must be a folder path such as results")
     check(isinstance(config["params"], Mapping), "params", "must be a mapping of parameter names to distributions")
@@ -286,6 +280,7 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
         objective=config["objective"],
         train_ref=train_ref,
         evaluate_ref=evaluate_ref,
+        predict_ref=predict_ref,
         data=MappingProxyType(dict(config["data"])),
         metric=config["metric"],
         direction=config["direction"],
@@ -300,12 +295,15 @@ def _validate(path: Path, config: dict[str, Any], explicit: set[str]) -> Setting
         storage=config["storage"],
         study=config["study"],
         resume=config["resume"],
+        warm_start=config["warm_start"],
         time_budget_s=time_budget_s,
         max_consecutive_failures=config["max_consecutive_failures"],
         cpu=float(config["resources"]["cpu"]),
         gpu=float(config["resources"]["gpu"]),
         max_concurrent=config["max_concurrent"],
         ray_address=config["ray"]["address"],
+        amp=config["amp"],
+        channels_last=config["channels_last"],
         results_dir=Path(config["results_dir"]),
         search_space=space,
         resolved=MappingProxyType(config),
@@ -336,6 +334,35 @@ def _objective_refs(config: dict[str, Any], where: str, problems: list[str]) -> 
     except TunerError as error:
         problems += error.problems
     return name, config["evaluate"], ()
+
+
+def _predict_ref(config: dict[str, Any], where: str, problems: list[str]) -> str | None:
+    """Return the function that predicts with the best trial's model: `predict`, else the built-in objective's."""
+    if config["predict"]:
+        try:
+            load_callable(config["predict"], f"{where}: predict")
+        except TunerError as error:
+            problems += error.problems
+        return config["predict"]
+    builtin = OBJECTIVES.get(config["objective"]) if isinstance(config["objective"], str) else None
+    return builtin.predict if builtin else None
+
+
+def _check_precision(config: dict[str, Any], where: str, problems: list[str]) -> None:
+    """Check `amp` and `channels_last`, which only the CNN objective and users' own objectives read."""
+    amp, channels_last, objective = config["amp"], config["channels_last"], config["objective"]
+    valid = {"amp": amp in AMP_MODES, "channels_last": isinstance(channels_last, bool)}
+    if not valid["amp"]:
+        problems.append(f"{where}: amp: must be one of {', '.join(AMP_MODES)}; got {_show(amp)}.")
+    elif amp == "fp16" and _is_number(config["resources"]["gpu"]) and config["resources"]["gpu"] == 0:
+        problems.append(f"{where}: amp: fp16 needs a GPU, but resources.gpu is 0. Set resources.gpu, or use amp=bf16 on CPUs.")
+    if not valid["channels_last"]:
+        problems.append(f"{where}: channels_last: must be true or false; got {_show(channels_last)}.")
+    if isinstance(objective, str) and objective in OBJECTIVES and objective != CNN_OBJECTIVE:
+        for key, value, unset in (("amp", amp, "none"), ("channels_last", channels_last, False)):
+            if valid[key] and value != unset:
+                problems.append(f"{where}: {key}: applies to the CNN of {CNN_OBJECTIVE} and to your own objectives; "
+                                f"the objective '{objective}' ignores it. Drop {key}.")
 
 
 def _check_builtin_params(builtin, name: str, config: dict[str, Any], where: str, problems: list[str]) -> None:

@@ -155,6 +155,17 @@ def parse_space(raw: Mapping[str, Any], *, where: str, need_grid: bool = False) 
     return SearchSpace(tuple(ordered)), problems
 
 
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Turn {"a": {"b": 1}} into {"a.b": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     """Turn {"a.b": 1} into {"a": {"b": 1}}."""
     nested: dict[str, Any] = {}
