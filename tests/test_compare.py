@@ -87,7 +87,7 @@ def test_analyse_says_three_repeats_are_too_few():
 
 @pytest.mark.ray
 def test_compare_end_to_end(ray_local, workdir, capsys):
-    assert main(["-q", "compare", "space=adam_medical", "samplers=random,tpe", "repeats=2", "budget=4", "max_epochs=3",
+    assert main(["-q", "compare", "space=adam_medical", "samplers=random,tpe", "repeats=2", "budget=3", "max_epochs=2",
                  "pruner.grace_period=1"]) == 0
     out = capsys.readouterr().out
     folder = next((workdir / "results").glob("compare-adam_medical-*"))
@@ -96,7 +96,7 @@ def test_compare_end_to_end(ray_local, workdir, capsys):
 
     with open(folder / "trials.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 2 * 2 * 4
+    assert len(rows) == 2 * 2 * 3
     assert {(row["sampler"], row["repeat"]) for row in rows} == {("random", "1"), ("random", "2"), ("tpe", "1"), ("tpe", "2")}
     summaries = optuna.get_all_study_summaries("sqlite:///results/tuner.db")
     tags = sorted((s.user_attrs[COMPARISON_ATTR]["sampler"], s.user_attrs[COMPARISON_ATTR]["repeat"]) for s in summaries)
