@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import select
+import subprocess
 from pathlib import Path
+from wsgiref.util import setup_testing_defaults
 
 import optuna
 import pytest
@@ -50,6 +55,29 @@ def load_only_study(storage: str) -> optuna.Study:
     summaries = optuna.study.get_all_study_summaries(storage)
     assert len(summaries) == 1, [s.study_name for s in summaries]
     return optuna.load_study(study_name=summaries[0].study_name, storage=storage)
+
+
+def wait_until_training(fifo: Path, process: subprocess.Popen) -> None:
+    """Block until a trial has finished its first epoch (it writes to the FIFO), or the process exits."""
+    descriptor = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while process.poll() is None:
+            readable, _, _ = select.select([descriptor], [], [], 1.0)
+            if readable and os.read(descriptor, 64):
+                return
+        pytest.fail(f"tuner exited with {process.returncode} before training: {process.stderr.read()}")
+    finally:
+        os.close(descriptor)
+
+
+def get_json(app, path: str):
+    """Call the dashboard's WSGI app in-process and decode the JSON reply."""
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
+    setup_testing_defaults(environ)
+    status = []
+    body = b"".join(app(environ, lambda code, headers, exc_info=None: status.append(code)))
+    assert status[0].startswith("200"), status
+    return json.loads(body)
 
 
 # Objectives with known behaviour, written into the test's working directory

@@ -1,31 +1,18 @@
-import io
-import json
 import socketserver
 import subprocess
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-from wsgiref.util import setup_testing_defaults
 
 import optuna_dashboard
 import pytest
 
 from browser import find_chromium
 
-from conftest import load_only_study
+from conftest import get_json, load_only_study
 from tuner.runner import run
 from tuner.settings import load_settings
 
 pytestmark = pytest.mark.ray
-
-
-def get_json(app, path):
-    """Call the dashboard's WSGI app in-process and decode the JSON reply."""
-    environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
-    setup_testing_defaults(environ)
-    status = []
-    body = b"".join(app(environ, lambda code, headers, exc_info=None: status.append(code)))
-    assert status[0].startswith("200"), status
-    return json.loads(body)
 
 
 def test_dashboard_reads_study_and_trials(ray_local, workdir):

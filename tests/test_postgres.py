@@ -6,17 +6,14 @@ and prints it); each test gets a database of its own, dropped afterwards.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from wsgiref.util import setup_testing_defaults
 
 import optuna
 import optuna_dashboard
@@ -25,7 +22,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 from sqlalchemy.engine import URL, make_url
 
-from conftest import write_helper_space
+from conftest import get_json, wait_until_training, write_helper_space
 from tuner.cli import main
 from tuner.runner import run
 from tuner.settings import load_settings
@@ -81,29 +78,6 @@ def tuner_output(workdir: Path, *args: str, env: dict[str, str] | None = None) -
     process = tuner(workdir, *args, env=env)
     out, err = process.communicate()
     return process.returncode, out, err
-
-
-def wait_until_training(fifo: Path, process: subprocess.Popen) -> None:
-    """Block until a trial has finished its first epoch (it writes to the FIFO), or the process exits."""
-    descriptor = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        while process.poll() is None:
-            readable, _, _ = select.select([descriptor], [], [], 1.0)
-            if readable and os.read(descriptor, 64):
-                return
-        pytest.fail(f"tuner exited with {process.returncode} before training: {process.stderr.read()}")
-    finally:
-        os.close(descriptor)
-
-
-def get_json(app, path: str):
-    """Call the dashboard's WSGI app in-process and decode the JSON reply."""
-    environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
-    setup_testing_defaults(environ)
-    status = []
-    body = b"".join(app(environ, lambda code, headers, exc_info=None: status.append(code)))
-    assert status[0].startswith("200"), status
-    return json.loads(body)
 
 
 def free_port() -> int:

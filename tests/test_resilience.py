@@ -2,7 +2,6 @@
 
 import hashlib
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import load_only_study, write_helper_space
+from conftest import load_only_study, wait_until_training, write_helper_space
 
 pytestmark = pytest.mark.ray
 
@@ -29,19 +28,6 @@ def run_tuner(workdir, *args):
     process = start_tuner(workdir, *args)
     out, err = process.communicate()
     return process.returncode, out, err
-
-
-def wait_until_training(fifo, process):
-    """Block until a trial has finished its first epoch (it writes to the FIFO), or the process exits."""
-    descriptor = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        while process.poll() is None:
-            readable, _, _ = select.select([descriptor], [], [], 1.0)
-            if readable and os.read(descriptor, 64):
-                return
-        pytest.fail(f"tuner exited with {process.returncode} before training: {process.stderr.read()}")
-    finally:
-        os.close(descriptor)
 
 
 def storage_of(workdir):

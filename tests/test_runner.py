@@ -118,3 +118,28 @@ def test_objective_without_reports_fails_trial(ray_local, workdir):
     assert {t.user_attrs["fail_reason"] for t in trials} == {"no report"}
     assert trials[0].user_attrs["error"] == "the objective reported no 'score'"
     assert result.best is None
+
+
+def test_script_ships_its_own_folder(workdir):
+    """A script that calls run() finds the objective module beside it, from any working directory."""
+    import subprocess
+    import sys
+
+    project = workdir / "project"
+    project.mkdir()
+    write_helper_space(project, "steady", "steady", [1, 2], max_epochs=2, n_trials=2, pruner="none")
+    (project / "tune.py").write_text(
+        "import sys\n"
+        "from tuner.runner import run\n"
+        "from tuner.settings import load_settings\n"
+        "result = run(load_settings([sys.argv[1], 'storage=sqlite:///elsewhere.db']))\n"
+        "print(result.counts['COMPLETE'])\n"
+    )
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+
+    done = subprocess.run([sys.executable, str(project / "tune.py"), f"space={project / 'search_spaces' / 'steady.yaml'}"],
+                          cwd=elsewhere, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "2"

@@ -126,8 +126,7 @@ def _dashboard(overrides: Sequence[str], stderr: Console) -> int:
     from optuna_dashboard import run_server
 
     from tuner.overrides import parse_overrides
-    from tuner.storage import DEFAULT_STORAGE
-    from tuner.storage import existing_sqlite, open_storage
+    from tuner.storage import DEFAULT_STORAGE, existing_sqlite, open_storage
 
     options = dict(parse_overrides(overrides))
     unknown = set(options) - {"storage", "port", "host"}
@@ -156,20 +155,16 @@ def _best(overrides: Sequence[str], stderr: Console) -> int:
     unknown = set(options) - {"study", "space", "storage", "format"}
     if unknown:
         raise TunerError(f"'tuner best' accepts study, space, storage and format; got {', '.join(sorted(unknown))}.")
-    record = best_record(
-        study=None if options.get("study") is None else str(options["study"]),
-        space=None if options.get("space") is None else str(options["space"]),
-        storage=str(options.get("storage", DEFAULT_STORAGE)),
-    )
+    record = best_record(study=_text(options, "study"), space=_text(options, "space"), storage=str(options.get("storage", DEFAULT_STORAGE)))
     print(format_best(record, str(options.get("format", "json"))))
     return 0
 
 
 def _report(overrides: Sequence[str], stderr: Console) -> int:
-    from tuner.report import report_path, write_study_report
-    from tuner.overrides import parse_overrides
-    from tuner.storage import DEFAULT_STORAGE
     from tuner.best import load_named_study
+    from tuner.overrides import parse_overrides
+    from tuner.report import report_path, write_study_report
+    from tuner.storage import DEFAULT_STORAGE
 
     options = dict(parse_overrides(overrides))
     unknown = set(options) - {"study", "space", "comparison", "storage", "out", "results_dir"}
@@ -184,13 +179,14 @@ def _report(overrides: Sequence[str], stderr: Console) -> int:
         trials = comparison_trials(name, storage)
         print(_write_comparison(name, trials, None, storage, _out_path(options, results_dir / name / "report.html")))
         return 0
-    study = load_named_study(
-        study=None if options.get("study") is None else str(options["study"]),
-        space=None if options.get("space") is None else str(options["space"]),
-        storage=storage,
-    )
+    study = load_named_study(study=_text(options, "study"), space=_text(options, "space"), storage=storage)
     print(write_study_report(study, _out_path(options, report_path(results_dir, study.study_name)), storage))
     return 0
+
+
+def _text(options: dict, key: str) -> str | None:
+    """Return an option as text (a study named 2024 is the string '2024'), or None when it is absent."""
+    return None if options.get(key) is None else str(options[key])
 
 
 def _out_path(options: dict, default: Path) -> Path:

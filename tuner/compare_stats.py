@@ -42,7 +42,8 @@ def analyse(trials: pd.DataFrame, target: float | None = None) -> Comparison:
     if target is None:
         # The value that three quarters of the runs reached, so the time to it is defined for most runs.
         target_source = "reached by three quarters of the runs: the quartile of their final best values"
-        target = float(finals.quantile(0.25 if direction == "maximize" else 0.75)) if len(finals) else math.nan
+        quantile = 0.25 if direction == "maximize" else 0.75
+        target = float(finals.quantile(quantile)) if len(finals) else math.nan
     else:
         target_source = "given"
     reached = [_to_target(run, direction, target) for _, run in trials.groupby(["sampler", "repeat"], sort=False)]
@@ -153,16 +154,16 @@ def _speed_text(summary: pd.DataFrame, sampler: str) -> str:
             f"{row['seconds to target (median)']:.1f} s ({row['reached target']} runs reached it)")
 
 
-def _test_text(runs: pd.DataFrame, first: str, second: str, column: str, what: str) -> str:
-    """Run a two-sided Mann-Whitney U test of `column` (lower is better) between two samplers, and say what it shows."""
+def _test_text(runs: pd.DataFrame, first: str, second: str, column: str, quantity: str) -> str:
+    """Run a two-sided Mann-Whitney U test of `column` (lower is better) between two samplers; return the sentence that reports it."""
     a = runs.loc[runs["sampler"] == first, column].to_numpy(dtype=float)
     b = runs.loc[runs["sampler"] == second, column].to_numpy(dtype=float)
     # The smallest two-sided p an exact rank test can give with n1 and n2 runs (no ties).
     smallest_p = 2 / math.comb(len(a) + len(b), len(a))
     if np.array_equal(np.sort(a), np.sort(b)):
-        return f"On {what}, {first} and {second} have identical runs, so there is no difference to test."
+        return f"On {quantity}, {first} and {second} have identical runs, so there is no difference to test."
     p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    text = f"On {what}, a two-sided Mann-Whitney U test of {first} against {second} gives p = {p:.3f}"
+    text = f"On {quantity}, a two-sided Mann-Whitney U test of {first} against {second} gives p = {p:.3f}"
     if smallest_p > SIGNIFICANCE:
         return (f"{text}, but with {len(a)} and {len(b)} runs no outcome can reach p < {SIGNIFICANCE} "
                 f"(the smallest possible p is {smallest_p:.3f}): too few repeats to tell; use repeats=4 or more.")

@@ -78,12 +78,11 @@ def _diagnose(settings: Settings, model: Any, data: Any, ctx: Any) -> dict[str, 
     """Summarize the retrained model's predictions on the validation and test splits, for the report."""
     if settings.predict_ref is None:
         return {"note": "the objective names no predict function"}
-    splits = {"test": data.test}
+    result: dict[str, Any] = {}
+    splits = {"val": data.val, "test": data.test}
     if settings.cv:
-        result: dict[str, Any] = {"val_note": "with cross-validation the validation rows are in the training folds, so only the test split is shown"}
-    else:
-        result = {}
-        splits = {"val": data.val, **splits}
+        del splits["val"]
+        result["val_note"] = "with cross-validation the validation rows are in the training folds, so only the test split is shown"
     predict = load_callable(settings.predict_ref, "predict")
     for name, split in splits.items():
         try:

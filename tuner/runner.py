@@ -292,7 +292,10 @@ def _fit(settings: Settings, study: optuna.Study, data: Any, concurrency: int, c
     if plan.n_trials == 0:
         return searcher
     trial_data = data.without_test() if hasattr(data, "without_test") else data
-    payload = trial_payload(settings, import_paths=[os.getcwd(), *sys.path[:1]])
+    # The working directory and the folder of the running script, where a user's objective module sits.
+    # sys.path[0] is not that folder once Ray has been imported, because Ray puts its own folder first.
+    script_folder = str(Path(sys.argv[0]).resolve().parent) if sys.argv and sys.argv[0] else os.getcwd()
+    payload = trial_payload(settings, import_paths=[os.getcwd(), script_folder])
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, data=trial_data, payload=payload),
         {"cpu": settings.cpu, "gpu": settings.gpu},
